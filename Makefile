@@ -1,0 +1,51 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each bootstraps the virtual
+# environment (and the embedded PostgreSQL server) from nothing but Python >= 3.11 and make.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+DEMO_CREATORS ?= 10000
+BENCH_SIZES   ?= 100000 1000000
+# `make demo` always uses the embedded server, never a database named by your environment.
+EMBEDDED := env -u DATABASE_URL -u PGHOST -u PGHOSTADDR -u PGPORT -u PGDATABASE -u PGUSER -u PGSERVICE
+
+.PHONY: install demo test lint lint-sql lint-python test-python bench clean db-stop
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(EMBEDDED) $(BIN)/csinfra db reset --yes
+	$(EMBEDDED) $(BIN)/csinfra demo-data --creators $(DEMO_CREATORS)
+	$(EMBEDDED) $(BIN)/csinfra migrate up
+	$(EMBEDDED) $(BIN)/csinfra migrate status
+
+test: install lint test-python
+
+lint: lint-sql lint-python
+
+lint-sql: install
+	$(BIN)/squawk --config .squawk.toml scripts/migrations/*/migration.sql
+	$(BIN)/squawk --config scripts/migrations/squawk-down.toml scripts/migrations/*/down.sql
+	$(EMBEDDED) sh -c 'eval "$$($(BIN)/csinfra db env)" && $(BIN)/sqlfluff lint models'
+
+lint-python: install
+	$(BIN)/ruff check src tests/python scripts
+
+test-python: install
+	$(BIN)/pytest
+
+bench: install
+	$(EMBEDDED) $(BIN)/python scripts/bench/run.py --sizes $(BENCH_SIZES)
+
+db-stop:
+	-$(BIN)/csinfra db stop
+
+clean: db-stop
+	rm -rf $(VENV) .csinfra target logs .pytest_cache .hypothesis

@@ -1,0 +1,55 @@
+{#-
+  Views on PostgreSQL, replaced in place.
+
+  dbt's built-in view materialization renames the old view away and drops it with CASCADE, which
+  drops every dependent view until dbt rebuilds it: a window in which the online library (whose
+  functions read int_creators_derived) would fail, and a source of deadlocks between threads.
+  Here, when the new query keeps every existing column (same names, types and order; new columns
+  may be appended), the view is changed with CREATE OR REPLACE VIEW: no drop, no cascade, one
+  short lock. Otherwise (or with --full-refresh) the built-in swap runs.
+-#}
+{%- materialization view, adapter='postgres' -%}
+    {%- set existing_relation = load_cached_relation(this) -%}
+    {%- set target_relation = this.incorporate(type='view') -%}
+    {%- set replaceable = existing_relation is not none and existing_relation.is_view and not should_full_refresh() -%}
+    {%- if not replaceable -%}
+        {{ return(materialization_view_default()) }}
+    {%- endif -%}
+
+    {%- set probe_relation = make_intermediate_relation(target_relation) -%}
+    {% set grant_config = config.get('grants') %}
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ drop_relation_if_exists(load_cached_relation(probe_relation)) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+    {#- build the new definition under a probe name and compare its columns with the live view's -#}
+    {% call statement('probe') -%}
+        {{ get_create_view_as_sql(probe_relation, sql) }}
+    {%- endcall %}
+    {%- set compatible = run_query(
+        "select not exists (select from pg_attribute as old_col left join pg_attribute as new_col "
+        ~ "on new_col.attrelid = " ~ csinfra_quote(probe_relation) ~ "::regclass and new_col.attnum = old_col.attnum "
+        ~ "where old_col.attrelid = " ~ csinfra_quote(existing_relation) ~ "::regclass "
+        ~ "and old_col.attnum > 0 and not old_col.attisdropped "
+        ~ "and (new_col.attname is distinct from old_col.attname "
+        ~ "or format_type(new_col.atttypid, new_col.atttypmod) is distinct from format_type(old_col.atttypid, old_col.atttypmod)))"
+    ).columns[0].values()[0] -%}
+    {{ drop_relation_if_exists(probe_relation) }}
+
+    {%- if not compatible -%}
+        {{ adapter.commit() }}
+        {{ return(materialization_view_default()) }}
+    {%- endif -%}
+
+    {% call statement('main') -%}
+        create or replace view {{ target_relation }} as (
+            {{ sql }}
+        );
+    {%- endcall %}
+    {% do apply_grants(target_relation, grant_config, should_revoke=False) %}
+    {% do persist_docs(target_relation, model) %}
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {{ adapter.commit() }}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+    {{ return({'relations': [target_relation]}) }}
+{%- endmaterialization -%}

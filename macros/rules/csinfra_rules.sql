@@ -1,0 +1,67 @@
+{#- The rule constants (dbt_project.yml vars.csinfra_rules): the one place SQL and Python read. -#}
+{% macro csinfra_rules() %}
+    {{ return(var('csinfra_rules')) }}
+{% endmacro %}
+
+
+{#- A SQL literal holding every character JavaScript's trim() strips, e.g. U&'\0009\000a…'. -#}
+{% macro trim_characters() %}
+    {%- set parts = [] -%}
+    {%- for cp in csinfra_rules().trim_code_points -%}
+        {%- do parts.append('\\' ~ ('%04x' | format(cp))) -%}
+    {%- endfor -%}
+    U&'{{ parts | join('') }}'
+{%- endmacro %}
+
+
+{#- "Blank" (SPEC section 4): NULL, empty, or only whitespace of any kind that trim() strips. -#}
+{% macro is_blank(expr) -%}
+    (coalesce(btrim({{ expr }}, {{ trim_characters() }}), '') = '')
+{%- endmacro %}
+
+
+{#- "Empty list": NULL or zero elements. -#}
+{% macro is_empty_list(expr) -%}
+    (coalesce(cardinality({{ expr }}), 0) = 0)
+{%- endmacro %}
+
+
+{#- An ISO-8601 text timestamp as TIMESTAMP(3) UTC; NULL (never an error) for anything else.
+    Text without an offset is read as UTC, whatever the session's TimeZone. -#}
+{% macro safe_iso_timestamp(expr) -%}
+    case
+        when {{ expr }} !~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$'
+            or not pg_input_is_valid({{ expr }}, 'timestamptz')
+            then null
+        when {{ expr }} ~ '(Z|[+-]\d{2}(:?\d{2})?)$'
+            then ({{ expr }}::timestamptz at time zone 'UTC')::timestamp(3)
+        else {{ expr }}::timestamp(3)
+    end
+{%- endmacro %}
+
+
+{#- True when any pair differs (NULL-safe): `a1 is distinct from b1 or a2 is distinct from b2 …`. -#}
+{% macro any_distinct(left, right) -%}
+    (
+        {%- for l in left %}
+        {{ l }} is distinct from {{ right[loop.index0] }}{{ ' or' if not loop.last }}
+        {%- endfor %}
+    )
+{%- endmacro %}
+
+
+{#- any_distinct over named columns: `<left_prefix><col> is distinct from <right_prefix><col> or …`. -#}
+{% macro columns_differ(columns, left_prefix, right_prefix) -%}
+    {%- set left, right = [], [] -%}
+    {%- for col in columns -%}
+        {%- do left.append(left_prefix ~ col) -%}
+        {%- do right.append(right_prefix ~ col) -%}
+    {%- endfor -%}
+    {{ any_distinct(left, right) }}
+{%- endmacro %}
+
+
+{#- A comma-separated list of SQL string literals, for `in (…)`. -#}
+{% macro sql_string_list(values) -%}
+    {%- for v in values -%}{{ csinfra_quote(v) }}{{ ', ' if not loop.last }}{%- endfor -%}
+{%- endmacro %}

@@ -1,0 +1,50 @@
+{#- on-run-end: one summary audit row per dbt invocation that ran a write-back model (SPEC section 6),
+    with each model's counts and the run's duration. Nothing when no write-back model ran. -#}
+{% macro csinfra_record_backfill_run(results) %}
+    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {%- set ran = [] -%}
+    {%- for r in results if r.node.config.materialized == 'writeback' and (r.status | string) == 'success' -%}
+        {%- do ran.append(r) -%}
+    {%- endfor -%}
+    {%- if ran | length == 0 -%}{{ return('') }}{%- endif -%}
+    {%- set app = csinfra_app_schema() -%}
+    {%- set log_rel = adapter.quote(ran[0].node.schema) ~ '.writeback_log' -%}
+    {%- set statuses = {} -%}
+    {%- for r in ran -%}{%- do statuses.update({r.node.name: r.status | string}) -%}{%- endfor -%}
+    insert into {{ adapter.quote(app) }}.audit_logs
+        (id, action, "actorType", "actorId", "targetType", "targetId", metadata, "createdAt")
+    select
+        {{ csinfra_new_id("'" ~ invocation_id ~ "'") }},
+        'admin.backfill_infrastructure',
+        'system',
+        'csinfra-backfill',
+        'System',
+        '{{ invocation_id }}',
+        jsonb_build_object(
+            'runId', '{{ invocation_id }}',
+            'status', {{ csinfra_quote(tojson(statuses)) }}::jsonb,
+            'durationMs', coalesce((extract(epoch from max(finished_at) - min(started_at)) * 1000)::bigint, 0),
+            'models', coalesce(jsonb_object_agg(model, jsonb_build_object(
+                'table', target_table,
+                'candidates', candidates,
+                'written', written,
+                'skipped', skipped,
+                'retried', retried,
+                'auditRows', audit_rows,
+                'batches', batches,
+                'batchSize', batch_size,
+                'deriveMs', derive_ms,
+                'durationMs', (extract(epoch from finished_at - started_at) * 1000)::bigint
+            )), '{}'::jsonb),
+            'totals', jsonb_build_object(
+                'candidates', coalesce(sum(candidates), 0),
+                'written', coalesce(sum(written), 0),
+                'skipped', coalesce(sum(skipped), 0),
+                'auditRows', coalesce(sum(audit_rows), 0)
+            )
+        ),
+        (now() at time zone 'UTC')::timestamp(3)
+    from {{ log_rel }}
+    where invocation_id = '{{ invocation_id }}';
+    commit;
+{% endmacro %}

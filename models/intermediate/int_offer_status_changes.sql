@@ -1,0 +1,41 @@
+-- One row per entry of an offer's statusHistory. Malformed entries yield NULL fields, never an error:
+-- a non-array history is read as empty and an unparsable changedAt as NULL.
+with
+
+offers as (
+    select
+        offer_id,
+        creator_profile_id,
+        host_profile_id,
+        status_history
+    from {{ ref('stg_app__offers') }}
+),
+
+entries as (
+    select
+        offers.offer_id,
+        offers.creator_profile_id,
+        offers.host_profile_id,
+        history.entry_number::integer as history_position,
+        history.entry
+    from offers
+    cross join lateral jsonb_array_elements(
+        case when jsonb_typeof(offers.status_history) = 'array' then offers.status_history else '[]'::jsonb end
+    ) with ordinality as history (entry, entry_number)
+),
+
+final as (
+    select
+        offer_id,
+        creator_profile_id,
+        host_profile_id,
+        history_position,
+        entry ->> 'fromStatus' as from_status,
+        entry ->> 'toStatus' as to_status,
+        entry ->> 'changedBy' as changed_by,
+        {{ safe_iso_timestamp("(entry ->> 'changedAt')") }} as changed_at,
+        entry ->> 'reason' as reason
+    from entries
+)
+
+select * from final

@@ -1,0 +1,290 @@
+"""`csinfra`: the command line. Exit codes: 0 success, 1 failure, 2 usage error (or drift / not ok)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from typing import Annotated
+
+import typer
+from psycopg import sql
+from rich.console import Console
+from rich.table import Table
+
+from . import database, embedded, settings
+from .errors import CsinfraError
+
+app = typer.Typer(
+    help="Phase 1 infrastructure: embedded database, demo data, migration, backfill, verification.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The embedded PostgreSQL server kept under .csinfra/.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class State:
+    database_url: str | None = None
+    app_schema: str = "public"
+
+
+state = State()
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"csinfra: error: {message}", markup=False)
+    return typer.Exit(code)
+
+
+def target() -> database.Target:
+    return database.resolve(state.database_url)
+
+
+def connect(autocommit: bool = False):
+    return target().connect(autocommit=autocommit)
+
+
+@app.callback()
+def main_options(
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", envvar="DATABASE_URL", help="PostgreSQL URL; default: PG* variables, else the embedded server."),
+    ] = None,
+    app_schema: Annotated[
+        str, typer.Option("--app-schema", envvar="CSINFRA_APP_SCHEMA", help="Schema of the application's tables.")
+    ] = "public",
+) -> None:
+    state.database_url = database_url
+    state.app_schema = settings.check_schema_name(app_schema, "--app-schema")
+    os.environ["CSINFRA_APP_SCHEMA"] = state.app_schema
+
+
+# -- db -----------------------------------------------------------------------------------------
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded server (initialising it on first use) and print its URL."""
+    info = database.embedded_server().start()
+    out.print(info.url, markup=False)
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded server."""
+    stopped = database.embedded_server().stop()
+    out.print("stopped" if stopped else "not running")
+
+
+@db_app.command("reset")
+def db_reset(
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: drop and recreate the embedded database.")] = False,
+) -> None:
+    """Drop and recreate the embedded server's database (never touches DATABASE_URL/PG* databases)."""
+    if not yes:
+        raise fail("db reset drops every table in the embedded database; pass --yes to confirm", 2)
+    t = target()
+    if t.source != "embedded":
+        raise fail(f"db reset only resets the embedded server, but {t.source} selects {t.describe()}", 2)
+    admin = t.with_dbname("postgres")
+    with admin.connect(autocommit=True) as conn:
+        name = sql.Identifier(embedded.DEFAULT_DBNAME)
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(name))
+        conn.execute(sql.SQL("create database {}").format(name))
+    out.print(f"reset {t.describe()}", markup=False)
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the URL of the database every command would use (starting the embedded server if needed)."""
+    t = target()
+    if t.source == "DATABASE_URL":
+        out.print(t.conninfo, markup=False)
+    else:
+        out.print(t.describe().split(" (")[0], markup=False)
+
+
+@db_app.command("env")
+def db_env() -> None:
+    """Print `export PG…=…` lines; `eval "$(csinfra db env)"` lets plain dbt, psql and pg_dump reach the database."""
+    t = target()
+    for key, value in sorted(t.libpq_env().items()):
+        print(f"export {key}={shlex.quote(value)}")
+    print(f"export PATH={shlex.quote(str(database.embedded.bin_dir()))}:\"$PATH\"")
+
+
+# -- demo data ------------------------------------------------------------------------------------
+@app.command("demo-data")
+def demo_data(
+    creators: Annotated[int, typer.Option("--creators", min=1, help="How many creators (offers ≈ 3×, hosts = creators/10).")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same data.")] = 42,
+    reset: Annotated[bool, typer.Option("--reset", help="Drop and recreate the application tables first (demo databases only!).")] = False,
+) -> None:
+    """Create the pre-Phase-1 application tables when absent and fill them deterministically."""
+    from . import demo
+
+    with connect() as conn:
+        summary = demo.generate(conn, state.app_schema, creators=creators, seed=seed, reset=reset)
+    rows = ", ".join(f"{n:,} {t}" for t, n in summary.rows.items())
+    out.print(f"demo data in schema {state.app_schema}: {rows} ({summary.seconds:.1f} s)", markup=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except CsinfraError as exc:
+        err.print(f"csinfra: error: {exc}", markup=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("csinfra: interrupted", markup=False)
+        sys.exit(130)
+
+
+# -- migrate --------------------------------------------------------------------------------------
+migrate_app = typer.Typer(help="Apply, inspect and roll back the Phase 1 schema change.", no_args_is_help=True)
+app.add_typer(migrate_app, name="migrate")
+
+LockTimeoutOpt = Annotated[str, typer.Option("--lock-timeout", help="lock_timeout for every statement (PostgreSQL interval).")]
+StatementTimeoutOpt = Annotated[str, typer.Option("--statement-timeout", help="statement_timeout for every statement.")]
+RetriesOpt = Annotated[int, typer.Option("--retries", min=0, help="Retries after a lock timeout (exponential backoff).")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the SQL that would run; change nothing.")]
+LockWaitOpt = Annotated[float, typer.Option("--lock-wait", min=0, help="Seconds to wait for another runner's migration lock.")]
+
+
+def _options(**kwargs):
+    from .migrations import Options
+
+    return Options(app_schema=state.app_schema, **kwargs)
+
+
+def _run_step(direction: str, options) -> None:
+    from . import migrations
+
+    steps = migrations.load_migrations()
+    if direction == "down":
+        steps = list(reversed(steps))
+    with connect() as conn:
+        runner = migrations.Runner(conn, options, log=lambda msg: err.print(f"csinfra: {msg}", markup=False))
+        runner.acquire()
+        try:
+            for m in steps:
+                result = runner.up(m) if direction == "up" else runner.down(m)
+                if result.sql is not None:
+                    print(result.sql, end="")
+                    continue
+                line = f"{m.name}: {result.action}"
+                if result.duration_ms or result.attempts:
+                    line += f" in {result.duration_ms} ms ({result.attempts} attempt{'s' if result.attempts != 1 else ''})"
+                if result.prisma:
+                    line += f"; _prisma_migrations: {result.prisma}"
+                out.print(line, markup=False)
+                if result.archive_id:
+                    rows = ", ".join(f"{n:,} {t}" for t, n in result.archived_rows.items())
+                    out.print(f"archived {rows} as {result.archive_id}; restore with "
+                              f"`csinfra migrate up && csinfra migrate restore-archive {result.archive_id}`", markup=False)
+                elif direction == "down" and result.action == "rolled back":
+                    rows = ", ".join(f"{n:,} {t}" for t, n in result.archived_rows.items())
+                    out.print(f"--discard-data: {rows} rows were dropped without an archive", markup=False)
+        finally:
+            runner.release()
+
+
+@migrate_app.command("up")
+def migrate_up(
+    dry_run: DryRunOpt = False,
+    lock_timeout: LockTimeoutOpt = "3s",
+    statement_timeout: StatementTimeoutOpt = "5min",
+    retries: RetriesOpt = 5,
+    lock_wait: LockWaitOpt = 60.0,
+) -> None:
+    """Apply the Phase 1 migration (one transaction; a no-op when already applied)."""
+    _run_step("up", _options(dry_run=dry_run, lock_timeout=lock_timeout, statement_timeout=statement_timeout,
+                             retries=retries, lock_wait_seconds=lock_wait))
+
+
+@migrate_app.command("down")
+def migrate_down(
+    dry_run: DryRunOpt = False,
+    discard_data: Annotated[bool, typer.Option("--discard-data", help="Drop audit_logs/analytics_events rows WITHOUT archiving them.")] = False,
+    lock_timeout: LockTimeoutOpt = "3s",
+    statement_timeout: StatementTimeoutOpt = "5min",
+    retries: RetriesOpt = 5,
+    lock_wait: LockWaitOpt = 60.0,
+) -> None:
+    """Roll Phase 1 back; rows of audit_logs and analytics_events are archived first."""
+    _run_step("down", _options(dry_run=dry_run, discard_data=discard_data, lock_timeout=lock_timeout,
+                               statement_timeout=statement_timeout, retries=retries, lock_wait_seconds=lock_wait))
+
+
+@migrate_app.command("status")
+def migrate_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """What is applied (csinfra ledger and _prisma_migrations) and whether the schema matches. Exit 1 on a mismatch."""
+    from . import migrations
+
+    with connect() as conn:
+        statuses = migrations.status(conn, _options())
+    if as_json:
+        print(json.dumps({"appSchema": state.app_schema, "migrations": [s.as_dict() for s in statuses]}, indent=2))
+    else:
+        table = Table(title=f"Migrations in schema {state.app_schema}")
+        for col in ("migration", "csinfra ledger", "_prisma_migrations", "schema"):
+            table.add_column(col)
+        for s in statuses:
+            ledger = "not applied" if not s.applied else f"applied {s.ledger['appliedAt'][:19]} by {s.ledger['appliedBy']}"
+            if s.checksum_ok is False:
+                ledger += " [checksum changed]"
+            if s.prisma is None:
+                prisma = "no table"
+            elif not s.prisma:
+                prisma = "no row"
+            else:
+                last = s.prisma[-1]
+                prisma = ("rolled back" if last["rolledBackAt"] else "finished" if last["finishedAt"] else "started")
+                prisma += "" if last["checksumOk"] else " [other checksum]"
+            table.add_row(s.name, ledger, prisma, "matches" if s.schema_ok else f"{len(s.problems)} problem(s)")
+        out.print(table)
+        for s in statuses:
+            for p in s.problems:
+                out.print(f"  {s.name}: {p}", markup=False)
+    if any(not s.schema_ok for s in statuses):
+        raise typer.Exit(1)
+
+
+@migrate_app.command("archives")
+def migrate_archives() -> None:
+    """List the rows archived by rollbacks."""
+    from . import migrations
+
+    with connect() as conn:
+        archives = migrations.list_archives(conn, _options().meta_schema)
+    if not archives:
+        out.print("no rollback archives")
+        return
+    table = Table(title="Rollback archives")
+    for col in ("archive id", "schema", "migration", "created", "rows", "restored"):
+        table.add_column(col)
+    for a in archives:
+        rows = ", ".join(f"{v['rows']:,} {t}" for t, v in a.tables.items())
+        table.add_row(a.archive_id, a.app_schema, a.name, a.created_at.isoformat()[:19], rows,
+                      a.restored_at.isoformat()[:19] if a.restored_at else "")
+    out.print(table)
+
+
+@migrate_app.command("restore-archive")
+def migrate_restore_archive(
+    archive_id: Annotated[str, typer.Argument(help="An id from `csinfra migrate archives`.")],
+    lock_timeout: LockTimeoutOpt = "3s",
+    statement_timeout: StatementTimeoutOpt = "30min",
+) -> None:
+    """Copy archived audit_logs/analytics_events rows back (after `migrate up`); existing ids are kept."""
+    from . import migrations
+
+    with connect() as conn:
+        restored = migrations.restore_archive(conn, _options(lock_timeout=lock_timeout, statement_timeout=statement_timeout), archive_id)
+    out.print("restored " + ", ".join(f"{n:,} {t}" for t, n in restored.items()), markup=False)

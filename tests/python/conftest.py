@@ -1,0 +1,148 @@
+"""Fixtures: a real PostgreSQL server (DATABASE_URL / PG* / the embedded one) and one database per test,
+cloned from templates built once per session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from creatorstays_infra import database, demo, embedded
+from creatorstays_infra.migrations import Options, Runner, load_migrations
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_CREATORS = int(os.environ.get("CSINFRA_TEST_CREATORS", "300"))
+
+
+@dataclass
+class Db:
+    """One test database."""
+
+    name: str
+    target: database.Target
+
+    @property
+    def url(self) -> str:
+        p = self.target.effective()
+        return psycopg.conninfo.make_conninfo("", **p)
+
+    def connect(self, **kwargs) -> psycopg.Connection:
+        return self.target.connect(**kwargs)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in database.SELECTING_PG_VARS}
+        env["DATABASE_URL"] = self.url
+        env.update(extra)
+        return env
+
+    def cli(self, *args: str, check: bool = False, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run `csinfra` against this database in a separate process (as a user would)."""
+        result = subprocess.run(
+            [sys.executable, "-m", "creatorstays_infra", *args],
+            check=False,
+            env=env or self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"csinfra {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def dump_schema(self, schema: str = "public") -> str:
+        """`pg_dump --schema-only` of one schema, with the wheel's pg_dump (matches the server version)."""
+        env = dict(os.environ)
+        env.update(self.target.libpq_env())
+        result = subprocess.run(
+            [embedded.pg_tool("pg_dump"), "--schema-only", "--no-owner", "--no-privileges", f"--schema={schema}"],
+            env=env, capture_output=True, text=True, check=True,
+        )
+        # pg_dump 17+ prints a random \restrict key per run; it is not part of the schema
+        return "\n".join(ln for ln in result.stdout.splitlines() if not ln.startswith(("\\restrict", "\\unrestrict")))
+
+    def scalar(self, query, params=None):
+        with self.connect(autocommit=True) as conn:
+            row = conn.execute(query, params).fetchone()
+            return None if row is None else row[0]
+
+
+@pytest.fixture(scope="session")
+def server() -> database.Target:
+    return database.resolve().with_dbname("postgres")
+
+
+def _create_db(server: database.Target, name: str, template: str | None = None) -> Db:
+    with server.connect(autocommit=True) as conn:
+        if template:
+            conn.execute(sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(template)))
+        else:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    return Db(name=name, target=server.with_dbname(name))
+
+
+def _drop_db(server: database.Target, name: str) -> None:
+    with server.connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def template_pre(server):
+    """Application tables with demo data, Phase 1 not applied."""
+    name = f"csinfra_tpl_pre_{uuid.uuid4().hex[:8]}"
+    db = _create_db(server, name)
+    with db.connect() as conn:
+        demo.generate(conn, "public", creators=TEST_CREATORS, seed=7)
+    yield name
+    _drop_db(server, name)
+
+
+@pytest.fixture(scope="session")
+def template_applied(server, template_pre):
+    """The pre-Phase-1 template with the migration applied."""
+    name = f"csinfra_tpl_up_{uuid.uuid4().hex[:8]}"
+    db = _create_db(server, name, template=template_pre)
+    with db.connect() as conn:
+        runner = Runner(conn, Options(app_schema="public"))
+        for m in load_migrations():
+            runner.up(m)
+    yield name
+    _drop_db(server, name)
+
+
+def _clone(server, template: str):
+    name = f"csinfra_test_{uuid.uuid4().hex[:10]}"
+    db = _create_db(server, name, template=template)
+    try:
+        yield db
+    finally:
+        _drop_db(server, name)
+
+
+@pytest.fixture
+def pre_db(server, template_pre):
+    """A database of its own: demo application tables, Phase 1 not applied."""
+    yield from _clone(server, template_pre)
+
+
+@pytest.fixture
+def applied_db(server, template_applied):
+    """A database of its own with Phase 1 applied (no backfill yet)."""
+    yield from _clone(server, template_applied)
+
+
+@pytest.fixture
+def empty_db(server):
+    name = f"csinfra_test_{uuid.uuid4().hex[:10]}"
+    db = _create_db(server, name)
+    try:
+        yield db
+    finally:
+        _drop_db(server, name)
