@@ -18,6 +18,7 @@
        are written by the same statement;
     3. rows skipped by that guard are re-derived and written one by one through the online
        function (fresh values, same rules), up to three passes;
+    Between batches it sleeps var('writeback_pause_seconds') (default 0) to throttle load.
     4. progress and counts go to {{ target.schema }}.writeback_log after every batch.
   A second run on unchanged data finds no differing row and issues no UPDATE at all. A killed run
   resumes by simply running again: committed batches are no longer different.
@@ -30,6 +31,7 @@
     {%- set columns = config.require('columns') -%}
     {%- set audit = config.get('audit', none) -%}
     {%- set batch_size = var('writeback_batch_size') | int -%}
+    {%- set pause = var('writeback_pause_seconds', 0) | float -%}
     {%- set app = csinfra_app_schema() -%}
     {%- set target_rel = adapter.quote(app) ~ '.' ~ adapter.quote(target_table) -%}
     {%- set pending = this.incorporate(type='table') -%}
@@ -41,7 +43,7 @@
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
     {#- types of the target columns, so derived values are cast exactly (enums, jsonb, timestamp(3)) -#}
-    {%- set type_rows = run_query(
+    {%- set type_rows = csinfra_query(
         "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a "
         ~ "where a.attrelid = " ~ csinfra_quote(target_rel) ~ "::regclass and a.attnum > 0 and not a.attisdropped"
     ) -%}
@@ -97,7 +99,7 @@
         analyze {{ pending }};
         create unlogged table {{ skipped_rel }} ({{ adapter.quote(key) }} text primary key);
     {%- endcall %}
-    {%- set candidates = run_query("select count(*) from " ~ pending).columns[0].values()[0] | int -%}
+    {%- set candidates = csinfra_query("select count(*) from " ~ pending).columns[0].values()[0] | int -%}
     {%- set derive_ms = ((modules.datetime.datetime.now() - t0).total_seconds() * 1000) | int -%}
     {% call statement('log_candidates') -%}
         update {{ log_rel }} set candidates = {{ candidates }}, derive_ms = {{ derive_ms }}, status = 'writing'
@@ -138,11 +140,11 @@
         {%- set bound_sql = "select max(k) from (select " ~ adapter.quote(key) ~ " as k from " ~ pending
             ~ (" where " ~ adapter.quote(key) ~ " > " ~ csinfra_quote(ns.last) if ns.last is not none else "")
             ~ " order by 1 limit " ~ batch_size ~ ") as b" -%}
-        {%- set upper = run_query(bound_sql).columns[0].values()[0] -%}
+        {%- set upper = csinfra_query(bound_sql).columns[0].values()[0] -%}
         {%- if upper is none -%}
             {%- set ns.done = true -%}
         {%- else -%}
-            {%- set stats = run_query(writeback_batch_sql(ctx, pending, skipped_rel, ns.last, upper)) -%}
+            {%- set stats = csinfra_query(writeback_batch_sql(ctx, pending, skipped_rel, ns.last, upper)) -%}
             {%- set ns.written = ns.written + (stats.columns[1].values()[0] | int) -%}
             {%- set ns.audited = ns.audited + (stats.columns[2].values()[0] | int) -%}
             {%- set ns.skipped = ns.skipped + (stats.columns[3].values()[0] | int) -%}
@@ -155,6 +157,10 @@
                 where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}'
             {%- endcall %}
             {% do adapter.commit() %}
+            {%- if pause > 0 -%}
+                {%- do csinfra_query('select pg_sleep(' ~ pause ~ ')') -%}
+                {% do adapter.commit() %}
+            {%- endif -%}
         {%- endif -%}
     {%- endfor -%}
     {%- endfor -%}
@@ -162,13 +168,13 @@
     {#- 3. rows changed by the application during the run: re-derived and written through the online function -#}
     {%- set retry = namespace(done=(ns.skipped == 0), retried=0, audited=0) -%}
     {%- for attempt in range(3) if not retry.done -%}
-        {%- set res = run_query(writeback_retry_sql(ctx, skipped_rel, apply_fn)) -%}
+        {%- set res = csinfra_query(writeback_retry_sql(ctx, skipped_rel, apply_fn)) -%}
         {%- set retry.retried = retry.retried + (res.columns[0].values()[0] | int) -%}
         {%- set retry.audited = retry.audited + (res.columns[1].values()[0] | int) -%}
         {% do adapter.commit() %}
         {%- if (res.columns[2].values()[0] | int) == 0 -%}{%- set retry.done = true -%}{%- endif -%}
     {%- endfor -%}
-    {%- set still_skipped = run_query("select count(*) from " ~ skipped_rel).columns[0].values()[0] | int -%}
+    {%- set still_skipped = csinfra_query("select count(*) from " ~ skipped_rel).columns[0].values()[0] | int -%}
 
     {% call statement('main') -%}
         update {{ log_rel }}
@@ -308,4 +314,14 @@
 {% macro csinfra_new_id(salt) -%}
     ('c' || lpad(to_hex((extract(epoch from clock_timestamp()) * 1000)::bigint), 12, '0')
         || substr(md5(random()::text || {{ salt }}::text), 1, 12))
+{%- endmacro %}
+
+
+{#- run_query with a transaction dbt knows about (run_query itself does not begin one), so that
+    adapter.commit() ends exactly the work since the last commit. -#}
+{% macro csinfra_query(query) -%}
+    {% call statement('csinfra_query', fetch_result=True, auto_begin=True) -%}
+        {{ query }}
+    {%- endcall %}
+    {{ return(load_result('csinfra_query').table) }}
 {%- endmacro %}

@@ -288,3 +288,94 @@ def migrate_restore_archive(
     with connect() as conn:
         restored = migrations.restore_archive(conn, _options(lock_timeout=lock_timeout, statement_timeout=statement_timeout), archive_id)
     out.print("restored " + ", ".join(f"{n:,} {t}" for t, n in restored.items()), markup=False)
+
+
+# -- backfill and verify ------------------------------------------------------------------------------
+@app.command("backfill")
+def backfill_cmd(
+    only: Annotated[str | None, typer.Option("--only", help="creators or offers (default: both).")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Rows per write-back batch (dbt var writeback_batch_size, default 50000).")] = None,
+    lock_timeout: Annotated[str | None, typer.Option("--lock-timeout", help="lock_timeout per batch (dbt var writeback_lock_timeout, default 5s).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run the backfill (dbt's write-back models) with progress: rows scanned and changed, rate, ETA."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from . import backfill
+
+    if only is not None and only not in backfill.WRITEBACK_MODELS:
+        raise fail(f"--only must be one of {', '.join(backfill.WRITEBACK_MODELS)}", 2)
+    tasks: dict[str, int] = {}
+    progress = Progress(
+        TextColumn("{task.description:<22}"), BarColumn(), TaskProgressColumn(),
+        TextColumn("{task.completed:>12,.0f}/{task.total:<12,.0f} rows"), TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=as_json or not err.is_terminal,
+    )
+
+    def show(rows):
+        for r in rows:
+            if r.model not in tasks:
+                tasks[r.model] = progress.add_task(r.model, total=None, rate="deriving…")
+            rate = f"{r.done_rows / r.seconds:,.0f} rows/s" if r.candidates else ("no changes" if r.candidates == 0 else "deriving…")
+            progress.update(tasks[r.model], total=r.candidates or (0 if r.candidates == 0 else None),
+                            completed=r.done_rows, rate=rate)
+
+    with progress:
+        result = backfill.run_backfill(target(), state.app_schema, only=only, batch_size=batch_size,
+                                       lock_timeout=lock_timeout, on_progress=show)
+    summary = {
+        "ok": result.returncode == 0,
+        "seconds": round(result.seconds, 2),
+        "resumedAfterInterruptedRuns": result.interrupted_before,
+        "models": {
+            r.model: {"changedRowsFound": r.candidates, "written": r.written, "skippedChangedByApp": r.skipped,
+                      "rewrittenAfterConcurrentChange": r.retried, "auditRows": r.audit_rows, "batches": r.batches,
+                      "deriveMs": r.derive_ms, "seconds": round(r.seconds, 2), "status": r.status}
+            for r in result.models
+        },
+        "log": str(result.log_path),
+    }
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        if result.interrupted_before:
+            out.print(f"resuming after {len(result.interrupted_before)} interrupted run(s): " + "; ".join(result.interrupted_before), markup=False)
+        table = Table(title=f"Backfill of schema {state.app_schema} ({result.seconds:.1f} s)")
+        for col in ("model", "changed rows found", "written", "skipped (app changed them)", "rewritten fresh", "audit rows", "batches", "rows/s"):
+            table.add_column(col, justify="right" if col != "model" else "left")
+        for r in result.models:
+            table.add_row(r.model, f"{r.candidates or 0:,}", f"{r.written:,}", f"{r.skipped:,}", f"{r.retried:,}",
+                          f"{r.audit_rows:,}", f"{r.batches:,}", f"{r.done_rows / r.seconds:,.0f}")
+        out.print(table)
+    if result.returncode != 0:
+        tail = result.log_path.read_text().splitlines()[-25:] if result.log_path and result.log_path.exists() else []
+        for line in tail:
+            err.print(line, markup=False)
+        raise fail(f"dbt run failed (exit {result.returncode}); full log: {result.log_path}; rerun to resume")
+
+
+@app.command("verify")
+def verify_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON (SPEC section 6).")] = False,
+) -> None:
+    """Counts by trust tier and readiness, drift (stored rows that disagree with the rules) and invariants. Exit 1 on drift."""
+    from . import backfill
+
+    with connect(autocommit=True) as conn:
+        report = backfill.verify(conn, state.app_schema)
+    bad = report["drift"]["total"] + sum(report["invariantViolations"].values())
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        out.print_json(json.dumps(report))
+        out.print("verification passed: no drift" if not bad else f"verification FAILED: {report['drift']['total']} drifted rows, "
+                  f"{sum(report['invariantViolations'].values())} invariant violations", markup=False)
+    if bad:
+        raise typer.Exit(1)

@@ -15,6 +15,7 @@ import pytest
 from psycopg import sql
 
 from creatorstays_infra import database, demo, embedded
+from creatorstays_infra.dbt import run_dbt
 from creatorstays_infra.migrations import Options, Runner, load_migrations
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +69,21 @@ class Db:
         # pg_dump 17+ prints a random \restrict key per run; it is not part of the schema
         return "\n".join(ln for ln in result.stdout.splitlines() if not ln.startswith(("\\restrict", "\\unrestrict")))
 
+    def dbt(self, *args: str, vars_: dict | None = None, app_schema: str = "public") -> str:
+        """Run dbt against this database; returns its log, raises with it on failure."""
+        log = ROOT / "target" / f"pytest_dbt_{self.name}.log"
+        log.parent.mkdir(exist_ok=True)
+        proc = run_dbt(self.target, app_schema, list(args), vars_, log)
+        rc = proc.wait(timeout=600)
+        text = log.read_text()
+        log.unlink(missing_ok=True)
+        if rc != 0:
+            raise AssertionError(f"dbt {' '.join(args)} failed ({rc}):\n{text[-4000:]}")
+        return text
+
+    def backfill(self, **vars_) -> str:
+        return self.dbt("run", "--select", "+wb_creator_profiles", "+wb_offers", vars_=vars_ or None)
+
     def scalar(self, query, params=None):
         with self.connect(autocommit=True) as conn:
             row = conn.execute(query, params).fetchone()
@@ -117,6 +133,16 @@ def template_applied(server, template_pre):
     _drop_db(server, name)
 
 
+@pytest.fixture(scope="session")
+def template_built(server, template_applied):
+    """Phase 1 applied and backfilled: dbt's views and rule functions exist, drift is 0."""
+    name = f"csinfra_tpl_built_{uuid.uuid4().hex[:8]}"
+    db = _create_db(server, name, template=template_applied)
+    db.backfill()
+    yield name
+    _drop_db(server, name)
+
+
 def _clone(server, template: str):
     name = f"csinfra_test_{uuid.uuid4().hex[:10]}"
     db = _create_db(server, name, template=template)
@@ -136,6 +162,12 @@ def pre_db(server, template_pre):
 def applied_db(server, template_applied):
     """A database of its own with Phase 1 applied (no backfill yet)."""
     yield from _clone(server, template_applied)
+
+
+@pytest.fixture
+def built_db(server, template_built):
+    """A database of its own, migrated and backfilled (dbt views and rule functions installed)."""
+    yield from _clone(server, template_built)
 
 
 @pytest.fixture

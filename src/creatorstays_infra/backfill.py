@@ -1,0 +1,186 @@
+"""`csinfra backfill` (dbt's write-back models with progress) and `csinfra verify` (SPEC section 6)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from . import settings
+from .database import Target, project_root
+from .dbt import run_dbt
+from .errors import CsinfraError
+from .schema import table_exists
+
+WRITEBACK_MODELS = {"creators": "wb_creator_profiles", "offers": "wb_offers"}
+
+
+@dataclass
+class ModelProgress:
+    model: str
+    status: str
+    candidates: int | None
+    written: int
+    skipped: int
+    retried: int
+    audit_rows: int
+    batches: int
+    derive_ms: int | None
+    started_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def done_rows(self) -> int:
+        return self.written + self.skipped
+
+    @property
+    def seconds(self) -> float:
+        end = self.finished_at or datetime.now(UTC)
+        return max((end - self.started_at).total_seconds(), 1e-6)
+
+
+@dataclass
+class BackfillResult:
+    returncode: int
+    models: list[ModelProgress] = field(default_factory=list)
+    seconds: float = 0.0
+    log_path: Path | None = None
+    interrupted_before: list[str] = field(default_factory=list)
+
+
+def _log_rows(conn: psycopg.Connection, since: datetime) -> list[ModelProgress]:
+    schema = settings.dbt_schema()
+    if not table_exists(conn, schema, "writeback_log"):
+        return []
+    rows = conn.execute(
+        sql.SQL(
+            "select model, status, candidates, written, skipped, retried, audit_rows, batches, derive_ms, "
+            "started_at, finished_at from {} where started_at >= %s order by started_at"
+        ).format(sql.Identifier(schema, "writeback_log")),
+        (since,),
+    ).fetchall()
+    return [ModelProgress(*r) for r in rows]
+
+
+def interrupted_runs(conn: psycopg.Connection) -> list[str]:
+    """Earlier write-back runs that never finished (killed); a new run resumes their work."""
+    schema = settings.dbt_schema()
+    if not table_exists(conn, schema, "writeback_log"):
+        return []
+    rows = conn.execute(
+        sql.SQL("select model || ' (' || invocation_id || ', ' || written || ' rows written)' from {} "
+                "where finished_at is null order by started_at").format(sql.Identifier(schema, "writeback_log"))
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def require_phase1(conn: psycopg.Connection, app_schema: str) -> None:
+    from .schema import column_exists
+
+    if not table_exists(conn, app_schema, "creator_profiles") or not table_exists(conn, app_schema, "offers"):
+        raise CsinfraError(f"schema {app_schema} has no creator_profiles/offers tables (is --app-schema right?)")
+    if not column_exists(conn, app_schema, "creator_profiles", "trustTier") or not table_exists(conn, app_schema, "audit_logs"):
+        raise CsinfraError(f"Phase 1 is not applied to schema {app_schema}: run `csinfra migrate up` first")
+
+
+def run_backfill(
+    target: Target,
+    app_schema: str,
+    only: str | None = None,
+    batch_size: int | None = None,
+    lock_timeout: str | None = None,
+    on_progress: Callable[[list[ModelProgress]], None] | None = None,
+    poll_seconds: float = 0.5,
+) -> BackfillResult:
+    """Run the write-back models (and the views they read) through dbt, polling progress from the run log."""
+    with target.connect(autocommit=True) as conn:
+        require_phase1(conn, app_schema)
+        earlier = interrupted_runs(conn)
+        since = conn.execute("select now()").fetchone()[0]
+    models = [WRITEBACK_MODELS[only]] if only else list(WRITEBACK_MODELS.values())
+    vars_: dict = {}
+    if batch_size:
+        vars_["writeback_batch_size"] = batch_size
+    if lock_timeout:
+        vars_["writeback_lock_timeout"] = lock_timeout
+    log_path = project_root() / "target" / "csinfra_backfill.log"
+    log_path.parent.mkdir(exist_ok=True)
+    started = time.monotonic()
+    proc = run_dbt(target, app_schema, ["run", "--select", *[f"+{m}" for m in models]], vars_ or None, log_path)
+    progress: list[ModelProgress] = []
+    with target.connect(autocommit=True) as conn:
+        while True:
+            finished = proc.poll() is not None
+            try:
+                progress = _log_rows(conn, since)
+            except psycopg.Error:
+                progress = progress
+            if on_progress:
+                on_progress(progress)
+            if finished:
+                break
+            time.sleep(poll_seconds)
+    return BackfillResult(returncode=proc.returncode, models=progress, seconds=time.monotonic() - started,
+                          log_path=log_path, interrupted_before=earlier)
+
+
+# -- verify ---------------------------------------------------------------------------------------------
+TRUST_TIERS = ("NEW", "VERIFIED", "PROVEN")
+READINESS_STATES = ("INCOMPLETE", "PENDING_OAUTH", "READY")
+
+
+def verify(conn: psycopg.Connection, app_schema: str) -> dict:
+    """The JSON of SPEC section 6, plus drift (stored rows that disagree with the rules) and invariants."""
+    require_phase1(conn, app_schema)
+    dbt_schema = settings.dbt_schema()
+    for view in ("int_creators_derived", "int_offers_validated"):
+        if conn.execute("select to_regclass(%s)", (sql.Identifier(dbt_schema, view).as_string(conn),)).fetchone()[0] is None:
+            raise CsinfraError(f"{dbt_schema}.{view} does not exist: run the backfill (`csinfra backfill` or `dbt run`) first")
+    app = sql.Identifier(app_schema)
+    tiers = dict(conn.execute(sql.SQL('select "trustTier"::text, count(*) from {}.creator_profiles group by 1').format(app)).fetchall())
+    states = dict(conn.execute(sql.SQL('select "readinessState"::text, count(*) from {}.creator_profiles group by 1').format(app)).fetchall())
+    total = conn.execute(sql.SQL("select count(*) from {}.creator_profiles").format(app)).fetchone()[0]
+    total_offers = conn.execute(sql.SQL("select count(*) from {}.offers").format(app)).fetchone()[0]
+    d = sql.Identifier(dbt_schema)
+    creator_drift = conn.execute(sql.SQL("select count(*) from {}.int_creators_derived where is_drifted").format(d)).fetchone()[0]
+    offer_drift = conn.execute(sql.SQL("select count(*) from {}.int_offers_validated where is_drifted").format(d)).fetchone()[0]
+    oauth_blocker = "no_social_connected"
+    invariants = conn.execute(
+        sql.SQL(
+            """
+            select
+                count(*) filter (where "readinessState" = 'READY' and "readinessBlockers" <> '[]'::jsonb),
+                count(*) filter (where "readinessState" = 'PENDING_OAUTH'
+                                 and "readinessBlockers" - %s <> '[]'::jsonb),
+                count(*) filter (where "trustTier" = 'PROVEN' and "firstCollabCompletedAt" is null),
+                count(*) filter (where "profileCompleteness" < 0 or "profileCompleteness" > 1
+                                 or "profileCompleteness" = 'NaN'::float8)
+            from {}.creator_profiles
+            """
+        ).format(app),
+        (oauth_blocker,),
+    ).fetchone()
+    offer_invariants = conn.execute(
+        sql.SQL("""select count(*) filter (where "isValid" <> ("validationErrors" = '[]'::jsonb)) from {}.offers""").format(app)
+    ).fetchone()
+    return {
+        "totalCreators": total,
+        "stats": {
+            "trustTier": {t: tiers.get(t, 0) for t in TRUST_TIERS},
+            "readinessState": {s: states.get(s, 0) for s in READINESS_STATES},
+        },
+        "totalOffers": total_offers,
+        "drift": {"creators": creator_drift, "offers": offer_drift, "total": creator_drift + offer_drift},
+        "invariantViolations": {
+            "readyWithBlockers": invariants[0],
+            "pendingOauthWithProfileBlockers": invariants[1],
+            "provenWithoutCompletedCollab": invariants[2],
+            "completenessOutOfRange": invariants[3],
+            "isValidDisagreesWithErrors": offer_invariants[0],
+        },
+    }
