@@ -118,8 +118,8 @@ def run_backfill(
             finished = proc.poll() is not None
             try:
                 progress = _log_rows(conn, since)
-            except psycopg.Error:
-                progress = progress
+            except psycopg.Error:  # the log table may be mid-creation; keep the last reading
+                pass
             if on_progress:
                 on_progress(progress)
             if finished:

@@ -158,7 +158,7 @@ def test_verify_reports_stats_and_drift(built_db):
     assert report["totalCreators"] == sum(report["stats"]["trustTier"].values()) == sum(report["stats"]["readinessState"].values())
     assert report["drift"]["total"] == 0
     with built_db.connect(autocommit=True) as conn:
-        tier, cid = conn.execute("""select "trustTier"::text, id from creator_profiles where "trustTier" = 'NEW' limit 1""").fetchone()
+        _tier, cid = conn.execute("""select "trustTier"::text, id from creator_profiles where "trustTier" = 'NEW' limit 1""").fetchone()
         conn.execute("""update creator_profiles set "trustTier" = 'PROVEN' where id = %s""", (cid,))
         conn.execute("""update offers set "isValid" = not "isValid" where id = (select min(id) from offers)""")
     bad = built_db.cli("verify", "--json")
@@ -212,10 +212,10 @@ def test_garbage_in_the_source_rows_yields_the_specified_values(applied_db):
             ("go_huge", 2147483647, 2000000, "{a}", False, None, None, "pending", "{\"not\": \"an array\"}", None),
             ("go_zero", 0, 0, "{}", True, 0, 0, "draft", "[1, \"x\", null]", None),
             ("go_11", 9000, 1, "{a,b,c,d,e,f,g,h,i,j,k}", False, None, None, "accepted",
-             '[{"fromStatus":"pending","toStatus":"accepted","changedBy":"creator","changedAt":"2026-13-45T99:00:00Z"},'
-             ' {"toStatus":"countered","changedBy":"creator","changedAt":"2026-03-01T10:00:00.123+02:00"},'
-             ' {"toStatus":"accepted","changedBy":"creator","changedAt":"not a date"},'
-             ' {"toStatus":"accepted","changedBy":"host","changedAt":"2020-01-01T00:00:00Z"}]', None),
+             ('[{"fromStatus":"pending","toStatus":"accepted","changedBy":"creator","changedAt":"2026-13-45T99:00:00Z"},'
+              ' {"toStatus":"countered","changedBy":"creator","changedAt":"2026-03-01T10:00:00.123+02:00"},'
+              ' {"toStatus":"accepted","changedBy":"creator","changedAt":"not a date"},'
+              ' {"toStatus":"accepted","changedBy":"host","changedAt":"2020-01-01T00:00:00Z"}]'), None),
             ("go_ok", 5000, 1, "{a}", True, 100, 500, "declined", "[]", datetime(2026, 5, 1, 12, 0, 0, 1000)),
         ]
         for oid, cash, nights, deliv, bonus, thr, bc, status, hist, resp in offers:
