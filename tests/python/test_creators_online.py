@@ -1,0 +1,258 @@
+"""The online creator functions: the same rules as the batch, proven by property-based tests."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import datetime, timedelta
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from psycopg.rows import dict_row
+
+import oracle
+from creatorstays_infra import (
+    CsinfraError,
+    NotFoundError,
+    ValidationError,
+    mark_first_collab_completed,
+    mark_first_offer_received,
+    update_creator_readiness,
+    update_creator_trust,
+)
+
+FIELDS = ("trustTier", "readinessState", "readinessBlockers", "profileCompleteness",
+          "firstOfferReceivedAt", "firstOfferRespondedAt", "firstCollabCompletedAt")
+
+
+def relax(conn) -> None:
+    """Let the test insert rows the ORM's constraints would refuse (bad data exists in real databases)."""
+    conn.execute('alter table creator_profiles drop constraint "creator_profiles_userId_fkey"')
+    conn.execute('drop index "creator_profiles_userId_key"')
+    conn.execute('drop index "creator_profiles_handle_key"')
+    conn.execute('alter table creator_profiles alter column "instagramConnected" drop not null')
+    conn.execute('alter table creator_profiles alter column "tiktokConnected" drop not null')
+    conn.execute('alter table offers drop constraint "offers_hostProfileId_fkey"')
+    conn.execute('alter table collaborations drop constraint "collaborations_offerId_fkey"')
+    conn.execute('alter table collaborations drop constraint "collaborations_hostId_fkey"')
+    conn.execute('drop index "collaborations_offerId_key"')
+
+
+# -- strategies ----------------------------------------------------------------------------------------
+TRIM = oracle.JS_TRIM
+texts = st.one_of(
+    st.just(""),
+    st.text(alphabet=TRIM, min_size=1, max_size=4),
+    st.text(alphabet=TRIM + "a\u200b\u0085", min_size=1, max_size=6),
+)
+maybe_texts = st.one_of(st.none(), texts)
+arrays = st.one_of(st.none(), st.just([]), st.lists(st.text(alphabet="ab \t", max_size=3), min_size=1, max_size=3))
+moments = st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2026, 12, 31)).map(
+    lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000))
+maybe_moments = st.one_of(st.none(), moments)
+offers_st = st.lists(
+    st.fixed_dictionaries({
+        "status": st.sampled_from(["draft", "pending", "accepted", "declined", "countered", "expired"]),
+        "createdAt": moments,
+        "respondedAt": maybe_moments,
+        "history": st.lists(st.fixed_dictionaries({
+            "changedBy": st.sampled_from(["creator", "host", "system"]),
+            "toStatus": st.sampled_from(["accepted", "declined", "countered", "withdrawn"]),
+            "changedAt": st.one_of(moments.map(lambda d: d.isoformat(timespec="milliseconds") + "Z"), st.just("garbage")),
+        }), max_size=2),
+    }),
+    max_size=3,
+)
+collabs_st = st.lists(st.tuples(st.sampled_from(["completed", "active", "cancelled"]), maybe_moments), max_size=2)
+profiles = st.fixed_dictionaries({
+    "displayName": texts,
+    "handle": texts,
+    "bio": maybe_texts,
+    "niches": arrays,
+    "deliverables": arrays,
+    "minimumFlatFee": st.one_of(st.none(), st.integers(-(2**31), 2**31 - 1), st.sampled_from([0, 1, -1])),
+    "avatarUrl": st.sampled_from([None, "", " ", "https://a"]),
+    "instagramConnected": st.sampled_from([None, False, True]),
+    "tiktokConnected": st.sampled_from([None, False, True]),
+    "stored": st.fixed_dictionaries({
+        "firstOfferReceivedAt": maybe_moments, "firstOfferRespondedAt": maybe_moments, "firstCollabCompletedAt": maybe_moments,
+    }),
+    "offers": offers_st,
+    "collabs": collabs_st,
+})
+
+_ids = itertools.count()
+
+
+def insert_creator(conn, p: dict, cid: str) -> None:
+    conn.execute(
+        """insert into creator_profiles (id, "userId", "displayName", handle, bio, niches, deliverables, "minimumFlatFee",
+           "avatarUrl", "instagramConnected", "tiktokConnected", "firstOfferReceivedAt", "firstOfferRespondedAt",
+           "firstCollabCompletedAt", "updatedAt") values (%s, 'u', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())""",
+        (cid, p["displayName"], p["handle"], p["bio"], p["niches"], p["deliverables"], p["minimumFlatFee"], p["avatarUrl"],
+         p["instagramConnected"], p["tiktokConnected"], p["stored"]["firstOfferReceivedAt"],
+         p["stored"]["firstOfferRespondedAt"], p["stored"]["firstCollabCompletedAt"]),
+    )
+    for i, o in enumerate(p["offers"]):
+        history = [{"fromStatus": "pending", **h} for h in o["history"]]
+        conn.execute(
+            """insert into offers (id, "hostProfileId", "creatorProfileId", status, "createdAt", "respondedAt", "statusHistory",
+               "updatedAt") values (%s, 'h', %s, %s, %s, %s, %s, now())""",
+            (f"{cid}_o{i}", cid, o["status"], o["createdAt"], o["respondedAt"], psycopg.types.json.Jsonb(history)),
+        )
+    for i, (status, completed_at) in enumerate(p["collabs"]):
+        conn.execute(
+            """insert into collaborations (id, "offerId", "creatorId", "hostId", status, "completedAt", "updatedAt")
+               values (%s, 'o', %s, 'h', %s, %s, now())""",
+            (f"{cid}_c{i}", cid, status, completed_at),
+        )
+
+
+def expected(p: dict) -> dict:
+    def parse(s):
+        try:
+            return datetime.fromisoformat(s).replace(tzinfo=None)
+        except ValueError:
+            return None
+
+    received = [o["createdAt"] for o in p["offers"] if o["status"] != "draft"]
+    responded = [o["respondedAt"] for o in p["offers"]] + [
+        parse(h["changedAt"]) for o in p["offers"] for h in o["history"]
+        if h["changedBy"] == "creator" and h["toStatus"] in ("accepted", "declined", "countered")]
+    completed = [c for s, c in p["collabs"] if s == "completed"]
+    s = p["stored"]
+    fc = oracle.earliest(s["firstCollabCompletedAt"], *completed)
+    state = oracle.creator(p, fc)
+    state["firstOfferReceivedAt"] = oracle.earliest(s["firstOfferReceivedAt"], *received)
+    state["firstOfferRespondedAt"] = oracle.earliest(s["firstOfferRespondedAt"], *responded)
+    state["firstCollabCompletedAt"] = fc
+    return state
+
+
+def stored(conn, cid: str) -> dict:
+    conn.row_factory = dict_row
+    row = conn.execute("select * from creator_profiles where id = %s", (cid,)).fetchone()
+    conn.row_factory = psycopg.rows.tuple_row
+    return {f: row[f] for f in FIELDS}
+
+
+@pytest.fixture
+def rules_db(built_db):
+    with built_db.connect(autocommit=True) as conn:
+        relax(conn)
+    return built_db
+
+
+# -- properties -----------------------------------------------------------------------------------------
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(p=profiles)
+def test_online_path_stores_exactly_what_the_rules_say(rules_db, p):
+    cid = f"hyp_{next(_ids)}_{uuid.uuid4().hex[:6]}"
+    with rules_db.connect() as conn:
+        insert_creator(conn, p, cid)
+        state = update_creator_readiness(conn, cid)
+        got = stored(conn, cid)
+        # the set-based view (what the batch derives) agrees and sees no drift for this row
+        view = conn.execute(
+            "select is_drifted, trust_tier, readiness_state from csinfra.int_creators_derived where creator_profile_id = %s",
+            (cid,)).fetchone()
+        conn.commit()
+    want = expected(p)
+    assert got == want
+    assert (state.trust_tier, state.readiness_state, state.readiness_blockers) == (
+        want["trustTier"], want["readinessState"], want["readinessBlockers"])
+    assert view == (False, want["trustTier"], want["readinessState"])
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(batch=st.lists(profiles, min_size=20, max_size=40))
+def test_online_and_batch_paths_write_identical_rows(rules_db, batch):
+    run = uuid.uuid4().hex[:6]
+    with rules_db.connect() as conn:
+        for i, p in enumerate(batch):
+            insert_creator(conn, p, f"on_{run}_{i}")
+            insert_creator(conn, p, f"ba_{run}_{i}")
+        conn.commit()
+        for i in range(len(batch)):
+            update_creator_readiness(conn, f"on_{run}_{i}")
+        conn.commit()
+    rules_db.backfill(writeback_batch_size=7)  # the batch path, in several keyset batches
+    with rules_db.connect() as conn:
+        for i, p in enumerate(batch):
+            online, batched = stored(conn, f"on_{run}_{i}"), stored(conn, f"ba_{run}_{i}")
+            assert online == batched == expected(p), (i, p)
+
+
+# -- behaviour ------------------------------------------------------------------------------------------
+def test_profile_save_then_update_recomputes_and_audits_tier_changes(built_db):
+    with built_db.connect() as conn:
+        cid = conn.execute("""select id from creator_profiles where "readinessState" = 'READY' and "trustTier" = 'VERIFIED'
+                              order by id limit 1""").fetchone()[0]
+        conn.execute("update creator_profiles set bio = E'\\t ' where id = %s", (cid,))
+        state = update_creator_readiness(conn, cid)
+        assert state.readiness_state == "INCOMPLETE" and "missing_bio" in state.readiness_blockers
+        assert state.changed and state.previous_trust_tier == "VERIFIED"
+        assert state.trust_tier == "VERIFIED"  # 7/8 still >= 0.8
+        conn.execute("""update creator_profiles set bio = null, niches = '{}' where id = %s""", (cid,))
+        state = update_creator_trust(conn, cid)
+        assert state.trust_tier == "NEW" and state.profile_completeness == pytest.approx(0.75)
+        audit = conn.execute("""select metadata from audit_logs where action = 'system.trust_updated' and "targetId" = %s
+                                and metadata->>'source' = 'online'""", (cid,)).fetchall()
+        assert [a[0]["to"] for a in audit] == ["NEW"] and audit[0][0]["from"] == "VERIFIED"
+        again = update_creator_readiness(conn, cid)
+        assert not again.changed  # nothing differs: no write at all
+        conn.rollback()  # the caller owns the transaction: nothing of the above is kept
+        assert conn.execute('select "trustTier"::text from creator_profiles where id = %s', (cid,)).fetchone()[0] == "VERIFIED"
+
+
+def test_first_collab_completed_makes_the_creator_proven(built_db):
+    with built_db.connect() as conn:
+        cid = conn.execute("""select id from creator_profiles where "trustTier" <> 'PROVEN' order by id limit 1""").fetchone()[0]
+        before = conn.execute('select "trustTier"::text from creator_profiles where id = %s', (cid,)).fetchone()[0]
+        at = datetime(2026, 6, 1, 12, 0, 0)
+        state = mark_first_collab_completed(conn, cid, at)
+        assert state.trust_tier == "PROVEN" and state.first_collab_completed_at == at
+        n = conn.execute("""select count(*) from audit_logs where "targetId" = %s and metadata->>'to' = 'PROVEN'
+                            and metadata->>'from' = %s""", (cid, before)).fetchone()[0]
+        assert n == 1
+        # never moved later
+        later = mark_first_collab_completed(conn, cid, at + timedelta(days=3))
+        assert later.first_collab_completed_at == at
+        conn.commit()
+    report = built_db.cli("verify", "--json")
+    assert report.returncode == 0, report.stdout
+
+
+def test_mark_first_offer_received_uses_the_data_and_falls_back_to_now(built_db):
+    with built_db.connect() as conn:
+        with_offer = conn.execute("""select "creatorProfileId", min("createdAt") from offers where status <> 'draft'
+                                     group by 1 order by 1 limit 1""").fetchone()
+        conn.execute("""update creator_profiles set "firstOfferReceivedAt" = null where id = %s""", (with_offer[0],))
+        assert mark_first_offer_received(conn, with_offer[0]).first_offer_received_at == with_offer[1]
+        lonely = conn.execute("""select id from creator_profiles c where not exists (
+                                 select from offers o where o."creatorProfileId" = c.id and o.status <> 'draft') limit 1""").fetchone()
+        if lonely is not None:
+            t0 = conn.execute("select (now() at time zone 'UTC')::timestamp(3)").fetchone()[0]
+            got = mark_first_offer_received(conn, lonely[0]).first_offer_received_at
+            assert got is not None and got >= t0 - timedelta(seconds=1)
+        conn.commit()
+    assert built_db.cli("verify", "--json").returncode == 0
+
+
+@pytest.mark.parametrize("bad", ["", "   ", None, 42])
+def test_bad_ids_are_rejected_naming_the_field(built_db, bad):
+    with built_db.connect() as conn, pytest.raises(ValidationError, match="creator_profile_id"):
+        update_creator_readiness(conn, bad)
+
+
+def test_unknown_creator_and_missing_rule_function(built_db):
+    with built_db.connect() as conn:
+        with pytest.raises(NotFoundError, match="no_such_creator"):
+            update_creator_readiness(conn, "no_such_creator")
+        conn.rollback()
+        conn.execute("drop function csinfra.wb_creator_profiles__apply(text, text)")
+        cid = conn.execute("select id from creator_profiles limit 1").fetchone()[0]
+        with pytest.raises(CsinfraError, match="run the backfill once"):
+            update_creator_readiness(conn, cid)
