@@ -25,6 +25,9 @@ demo: install
 	$(EMBEDDED) $(BIN)/csinfra demo-data --creators $(DEMO_CREATORS)
 	$(EMBEDDED) $(BIN)/csinfra migrate up
 	$(EMBEDDED) $(BIN)/csinfra migrate status
+	$(EMBEDDED) $(BIN)/csinfra backfill
+	$(EMBEDDED) $(BIN)/csinfra backfill
+	$(EMBEDDED) $(BIN)/csinfra verify
 
 test: install lint test-python
 
