@@ -4,19 +4,20 @@
 {% endmacro %}
 
 
-{#- A SQL literal holding every character JavaScript's trim() strips, e.g. U&'\0009\000a…'. -#}
-{% macro trim_characters() %}
+{#- A regular expression matching one character that trim() would NOT strip: U&'[^\0009\000a…]'. -#}
+{% macro non_blank_character_class() -%}
     {%- set parts = [] -%}
     {%- for cp in csinfra_rules().trim_code_points -%}
         {%- do parts.append('\\' ~ ('%04x' | format(cp))) -%}
     {%- endfor -%}
-    U&'{{ parts | join('') }}'
+    U&'[^{{ parts | join('') }}]'
 {%- endmacro %}
 
 
-{#- "Blank" (SPEC section 4): NULL, empty, or only whitespace of any kind that trim() strips. -#}
+{#- "Blank" (SPEC section 4): NULL, empty, or only characters JavaScript's trim() strips.
+    Written as "contains no other character", which costs half of btrim() with a 25-character set. -#}
 {% macro is_blank(expr) -%}
-    (coalesce(btrim({{ expr }}, {{ trim_characters() }}), '') = '')
+    (not coalesce({{ expr }} ~ {{ non_blank_character_class() }}, false))
 {%- endmacro %}
 
 

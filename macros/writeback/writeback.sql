@@ -56,6 +56,10 @@
         {%- endif -%}
     {%- endfor -%}
 
+    {#- the work table keeps only what the batches read: key, row version, new values, the audited old value -#}
+    {%- set pending_columns = [key, 'row_version'] + (columns.values() | list) -%}
+    {%- if audit -%}{%- do pending_columns.append('stored_' ~ columns[audit.column]) -%}{%- endif -%}
+
     {%- set ctx = {
         'target_rel': target_rel, 'target_key': target_key, 'key': key, 'columns': columns,
         'types': types, 'audit': audit, 'app': app,
@@ -92,7 +96,10 @@
         drop table if exists {{ pending }} cascade;
         drop table if exists {{ skipped_rel }};
         create unlogged table {{ pending }} as
-        select model.*
+        select
+            {%- for col in pending_columns %}
+            model.{{ adapter.quote(col) }}{{ ',' if not loop.last }}
+            {%- endfor %}
         from ({{ sql }}) as model
         where {{ writeback_changed_predicate('model', columns) }};
         create unique index on {{ pending }} ({{ adapter.quote(key) }});

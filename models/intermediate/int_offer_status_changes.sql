@@ -1,5 +1,5 @@
 -- One row per entry of an offer's statusHistory. Malformed entries yield NULL fields, never an error:
--- a non-array history is read as empty and an unparsable changedAt as NULL.
+-- a non-array history is read as empty (skipped) and an unparsable changedAt as NULL.
 with
 
 offers as (
@@ -9,6 +9,8 @@ offers as (
         host_profile_id,
         status_history
     from {{ ref('stg_app__offers') }}
+    -- most offers have no history yet: skip them before the per-row function call
+    where jsonb_typeof(status_history) = 'array' and status_history <> '[]'::jsonb
 ),
 
 entries as (
@@ -19,9 +21,7 @@ entries as (
         history.entry_number::integer as history_position,
         history.entry
     from offers
-    cross join lateral jsonb_array_elements(
-        case when jsonb_typeof(offers.status_history) = 'array' then offers.status_history else '[]'::jsonb end
-    ) with ordinality as history (entry, entry_number)
+    cross join lateral jsonb_array_elements(offers.status_history) with ordinality as history (entry, entry_number)
 ),
 
 final as (

@@ -144,14 +144,13 @@ def run_ours(target: database.Target, label: str, *args: str) -> Measure:
     written = sum(m["written"] + m["rewrittenAfterConcurrentChange"] for m in models.values())
     notes = {
         "peak_rss_mb": info["peak_rss_mb"],
-        "in_database_s": round(sum(m["seconds"] for m in models.values()), 2),
         "per_model": {k: {"s": m["seconds"], "written": m["written"], "audit": m["auditRows"], "derive_ms": m["deriveMs"],
                           "batches": m["batches"]} for k, m in models.items()},
     }
     return Measure(label, seconds, written, notes)
 
 
-PEER_QUERY = """
+PEER_COLUMNS = """
 select c.id, c."displayName", c.handle, c.bio, c.niches, c.deliverables, c."minimumFlatFee", c."avatarUrl",
        c."instagramConnected", c."tiktokConnected",
        least(c."firstOfferReceivedAt", (select min(o."createdAt") from offers o
@@ -161,30 +160,68 @@ select c.id, c."displayName", c.handle, c.bio, c.niches, c.deliverables, c."mini
              where k."creatorId" = c.id and k.status = 'completed')) as completed
 from creator_profiles c
 """
+PEER_UPDATE = """update creator_profiles set "trustTier" = %s, "readinessState" = %s, "readinessBlockers" = %s,
+       "profileCompleteness" = %s, "firstOfferReceivedAt" = %s, "firstOfferRespondedAt" = %s,
+       "firstCollabCompletedAt" = %s where id = %s"""
+
+
+def _peer_update(writer, row) -> None:
+    (cid, dn, handle, bio, niches, deliv, fee, avatar, ig, tt, received, responded, completed) = row
+    s = oracle.creator({"displayName": dn, "handle": handle, "bio": bio, "niches": niches, "deliverables": deliv,
+                        "minimumFlatFee": fee, "avatarUrl": avatar, "instagramConnected": ig, "tiktokConnected": tt}, completed)
+    writer.execute(PEER_UPDATE, (s["trustTier"], s["readinessState"], psycopg.types.json.Jsonb(s["readinessBlockers"]),
+                                 s["profileCompleteness"], received, responded, completed, cid))
 
 
 def run_peer(target: database.Target) -> Measure:
-    """The application's original backfill: read each creator, compute in application code, one UPDATE per creator."""
+    """The application's original backfill: for each creator id, read the creator (with what its first-time
+    moments need, through the indexes), compute the rules in application code, one UPDATE. Two round trips
+    per creator, autocommit, as a loop calling a per-creator function does."""
     t0 = time.monotonic()
     n = 0
-    with target.connect() as reader, target.connect(autocommit=True) as writer:
-        with reader.cursor(name="peer") as cur:
-            cur.itersize = 2000
-            cur.execute(PEER_QUERY)
-            for row in cur:
-                (cid, dn, handle, bio, niches, deliv, fee, avatar, ig, tt, received, responded, completed) = row
-                s = oracle.creator({"displayName": dn, "handle": handle, "bio": bio, "niches": niches, "deliverables": deliv,
-                                    "minimumFlatFee": fee, "avatarUrl": avatar, "instagramConnected": ig,
-                                    "tiktokConnected": tt}, completed)
-                writer.execute(
-                    """update creator_profiles set "trustTier" = %s, "readinessState" = %s, "readinessBlockers" = %s,
-                       "profileCompleteness" = %s, "firstOfferReceivedAt" = %s, "firstOfferRespondedAt" = %s,
-                       "firstCollabCompletedAt" = %s where id = %s""",
-                    (s["trustTier"], s["readinessState"], psycopg.types.json.Jsonb(s["readinessBlockers"]),
-                     s["profileCompleteness"], received, responded, completed, cid),
-                )
-                n += 1
-    return Measure("peer: row-by-row loop, one UPDATE per creator", time.monotonic() - t0, n)
+    with target.connect(autocommit=True) as conn:
+        ids = [r[0] for r in conn.execute("select id from creator_profiles")]
+        one = PEER_COLUMNS + " where c.id = %s"
+        for cid in ids:
+            _peer_update(conn, conn.execute(one, (cid,)).fetchone())
+            n += 1
+    return Measure("peer: row-by-row loop, per creator one read and one UPDATE", time.monotonic() - t0, n)
+
+
+def run_peer_streamed(target: database.Target) -> Measure:
+    """A kinder peer: all creators read in one streamed query, still one UPDATE per creator."""
+    t0 = time.monotonic()
+    n = 0
+    with target.connect() as reader, target.connect(autocommit=True) as writer, reader.cursor(name="peer") as cur:
+        cur.itersize = 2000
+        cur.execute(PEER_COLUMNS)
+        for row in cur:
+            _peer_update(writer, row)
+            n += 1
+    return Measure("peer, streamed reads: one UPDATE per creator", time.monotonic() - t0, n)
+
+
+def run_analytics_writer(target: database.Target, events: int = 200_000) -> list[Measure]:
+    """Events/s of the COPY batch writer against one log_analytics_event call per event."""
+    from creatorstays_infra import AnalyticsBatchWriter, log_profile_viewed
+
+    t0 = time.monotonic()
+    with AnalyticsBatchWriter(target.connect(autocommit=True), batch_size=10_000) as writer:
+        for i in range(events):
+            writer.add("host", f"h{i % 5000}", "profile_viewed", {"creatorProfileId": f"c{i}", "source": "search"})
+    batch_s = time.monotonic() - t0
+    single = 5_000
+    t0 = time.monotonic()
+    with target.connect(autocommit=True) as conn:
+        for i in range(single):
+            log_profile_viewed(conn, f"h{i % 5000}", f"c{i}", "search")
+    single_s = time.monotonic() - t0
+    return [
+        Measure(f"analytics: AnalyticsBatchWriter (COPY), {events:,} events", batch_s, writer.written,
+                {"events_per_s": round(writer.written / batch_s)}),
+        Measure(f"analytics: log_analytics_event, one call per event, {single:,} events", single_s, single,
+                {"events_per_s": round(single / single_s)}),
+    ]
 
 
 def bench_size(n: int, seed: int, skip_peer: bool) -> dict:
@@ -218,21 +255,27 @@ def bench_size(n: int, seed: int, skip_peer: bool) -> dict:
             results.append(run_peer(target))
             prints["peer"] = fingerprint(target, creators_only=True)
             print(f"  {results[-1].variant}: {results[-1].seconds:.1f} s", flush=True)
+            target = recreate(run_db, tpl)
+            results.append(run_peer_streamed(target))
+            prints["peer_streamed"] = fingerprint(target, creators_only=True)
+            print(f"  {results[-1].variant}: {results[-1].seconds:.1f} s", flush=True)
+
+        results.extend(run_analytics_writer(target))
+        print(f"  {results[-2].variant}: {results[-2].notes['events_per_s']:,} events/s", flush=True)
     finally:
         drop(run_db)
         drop(tpl)
     same = prints["floor"] == prints["ours"] and prints["ours_creators"]["creators"] == prints["floor"]["creators"]
-    peer_same = "peer" not in prints or prints["peer"]["creators"] == prints["floor"]["creators"]
+    peer_same = all(prints[k]["creators"] == prints["floor"]["creators"] for k in ("peer", "peer_streamed") if k in prints)
     floor = results[0].seconds
     full, rerun, creators_only = results[1], results[2], results[3]
     ratios = {
         "full_vs_floor": round(full.seconds / floor, 2),
-        "full_in_database_vs_floor": round(full.notes["in_database_s"] / floor, 2),
         "rerun_vs_floor": round(rerun.seconds / floor, 2),
-        "rerun_in_database_vs_floor": round(rerun.notes["in_database_s"] / floor, 2),
     }
     if not skip_peer:
         ratios["peer_vs_ours_creators"] = round(results[4].seconds / creators_only.seconds, 1)
+        ratios["streamed_peer_vs_ours_creators"] = round(results[5].seconds / creators_only.seconds, 1)
     return {
         "creators": n,
         "identical_results": same,
@@ -247,13 +290,15 @@ def markdown(report: list[dict]) -> str:
     for r in report:
         lines.append(f"\n**{r['creators']:,} creators** (≈{3 * r['creators']:,} offers; identical results across variants: "
                      f"{'yes' if r['identical_results'] and r['peer_identical_creators'] else 'NO'})\n")
-        lines.append("| variant | wall s | in-database s | rows written | peak RSS csinfra / dbt MB |")
-        lines.append("|---|---:|---:|---:|---:|")
+        lines.append("| variant | wall s | rows written | peak RSS csinfra / dbt MB | note |")
+        lines.append("|---|---:|---:|---:|---|")
         for v in r["variants"]:
             rss = v.get("peak_rss_mb")
             rss_text = f"{rss['csinfra']} / {rss['dbt']}" if rss else ""
             written = v["rows_written"] if v["rows_written"] is not None else ""
-            lines.append(f"| {v['variant']} | {v['seconds']:.1f} | {v.get('in_database_s', '')} | {written} | {rss_text} |")
+            note = f"{v['events_per_s']:,} events/s" if "events_per_s" in v else (
+                "row versions unchanged" if v.get("row_versions_unchanged") else "")
+            lines.append(f"| {v['variant']} | {v['seconds']:.1f} | {written} | {rss_text} | {note} |")
         lines.append("")
         lines.append("ratios: " + ", ".join(f"{k} = {v}" for k, v in r["ratios"].items()))
     return "\n".join(lines)

@@ -42,6 +42,7 @@ ANALYTICS_EVENT_TYPES = ("offer_sent", "offer_responded", "collab_started", "col
 OFFER_RESPONSES = ("accepted", "declined", "countered")
 MAX_METADATA_BYTES = 64 * 1024
 _NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 # -- validation --------------------------------------------------------------------------------------
@@ -61,35 +62,47 @@ def _text(name: str, value: Any, *, required: bool = True, max_len: int = 512) -
     return value
 
 
-def _json(name: str, value: Any) -> dict:
-    """A JSON object of bounded size, strictly JSON (no NaN/Infinity, string keys, no custom objects)."""
+_FLAT_TYPES = (str, int, bool, type(None))
+
+
+def _json_text(name: str, value: Any) -> tuple[dict, str]:
+    """A JSON object of bounded size, strictly JSON (no NaN/Infinity, string keys, no custom objects),
+    and its serialised text. Flat objects of plain values (the common case) take a fast path."""
     if value is None:
-        return {}
+        return {}, "{}"
     if not isinstance(value, Mapping):
         raise ValidationError(name, f"must be a JSON object (a mapping), not {type(value).__name__}")
-
-    def check(v: Any, path: str) -> None:
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ValidationError(path, f"{v} is not valid JSON")
-        if isinstance(v, str) and "\x00" in v:
-            raise ValidationError(path, "must not contain NUL characters (jsonb cannot hold \\u0000)")
-        if isinstance(v, Mapping):
-            for k, item in v.items():
-                if not isinstance(k, str):
-                    raise ValidationError(f"{path}.{k!r}", "JSON object keys must be strings")
-                check(item, f"{path}.{k}")
-        elif isinstance(v, list | tuple):
-            for i, item in enumerate(v):
-                check(item, f"{path}[{i}]")
-        elif not isinstance(v, str | int | float | bool | type(None)):
-            raise ValidationError(path, f"{type(v).__name__} is not JSON-serialisable")
-
-    check(value, name)
+    flat = all(type(k) is str for k in value) and all(type(v) in _FLAT_TYPES for v in value.values())
+    if not flat:
+        _check_json(value, name)
     text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    if "\\u0000" in text:
+        _check_json(value, name)  # names the field holding the NUL
     size = len(text.encode("utf-8"))
     if size > MAX_METADATA_BYTES:
         raise ValidationError(name, f"is {size:,} bytes as JSON; at most {MAX_METADATA_BYTES:,}")
-    return dict(value)
+    return dict(value), text
+
+
+def _check_json(v: Any, path: str) -> None:
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValidationError(path, f"{v} is not valid JSON")
+    if isinstance(v, str) and "\x00" in v:
+        raise ValidationError(path, "must not contain NUL characters (jsonb cannot hold \\u0000)")
+    if isinstance(v, Mapping):
+        for k, item in v.items():
+            if not isinstance(k, str):
+                raise ValidationError(f"{path}.{k!r}", "JSON object keys must be strings")
+            _check_json(item, f"{path}.{k}")
+    elif isinstance(v, list | tuple):
+        for i, item in enumerate(v):
+            _check_json(item, f"{path}[{i}]")
+    elif not isinstance(v, str | int | float | bool | type(None)):
+        raise ValidationError(path, f"{type(v).__name__} is not JSON-serialisable")
+
+
+def _json(name: str, value: Any) -> dict:
+    return _json_text(name, value)[0]
 
 
 def _audit_action(action: Any) -> str:
@@ -250,17 +263,19 @@ class AnalyticsEvent:
     event_type: str
     event_data: dict
     session_id: str | None = None
+    event_data_json: str = "{}"
 
     @classmethod
     def build(cls, actor_type: Any, actor_id: Any, event_type: Any, event_data: Any = None, session_id: Any = None) -> AnalyticsEvent:
         if actor_type not in ANALYTICS_ACTOR_TYPES:
             raise ValidationError("actor_type", f"unknown analytics actor type {actor_type!r} (known: {', '.join(ANALYTICS_ACTOR_TYPES)})")
         _text("event_type", event_type, max_len=100)
-        if not re.match(r"^[a-z][a-z0-9_]*$", event_type):
+        if not _EVENT_NAME.match(event_type):
             raise ValidationError("event_type", f"{event_type!r} is not a snake_case event name")
         _text("actor_id", actor_id, required=actor_type not in ("visitor", "system"))
         _text("session_id", session_id, required=False)
-        return cls(actor_type, actor_id, event_type, _json("event_data", event_data), session_id)
+        data, text = _json_text("event_data", event_data)
+        return cls(actor_type, actor_id, event_type, data, session_id, text)
 
 
 def _failed(exc: BaseException, event_type: Any) -> None:
@@ -360,8 +375,7 @@ class AnalyticsBatchWriter:
             self.failed += 1
             _failed(exc, event_type)
             return False
-        self._rows.append((new_id(), e.actor_type, e.actor_id, e.event_type,
-                           json.dumps(e.event_data, allow_nan=False, ensure_ascii=False), e.session_id, created_at))
+        self._rows.append((new_id(), e.actor_type, e.actor_id, e.event_type, e.event_data_json, e.session_id, created_at))
         if len(self._rows) >= self.batch_size:
             self.flush()
         return True
