@@ -36,7 +36,7 @@ completed_collaborations as (
 moments as (
     select
         creator_profile_id,
-        case when status is distinct from 'draft' then created_at end as offer_received_at,
+        case when status = 'draft' then null else created_at end as offer_received_at,
         responded_at as offer_responded_at,
         null::timestamp(3) as collab_completed_at
     from offers
