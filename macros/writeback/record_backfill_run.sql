@@ -26,6 +26,7 @@
             'durationMs', coalesce((extract(epoch from max(finished_at) - min(started_at)) * 1000)::bigint, 0),
             'models', coalesce(jsonb_object_agg(model, jsonb_build_object(
                 'table', target_table,
+                'scanned', scanned,
                 'candidates', candidates,
                 'written', written,
                 'skipped', skipped,

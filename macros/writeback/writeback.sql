@@ -84,6 +84,7 @@
             derive_ms bigint,
             primary key (invocation_id, model)
         );
+        alter table {{ log_rel }} add column if not exists scanned bigint;
         insert into {{ log_rel }} (invocation_id, model, target_table, batch_size)
         values ('{{ invocation_id }}', '{{ this.identifier }}', '{{ app }}.{{ target_table }}', {{ batch_size }})
         on conflict (invocation_id, model) do nothing;
@@ -107,9 +108,10 @@
         create unlogged table {{ skipped_rel }} ({{ adapter.quote(key) }} text primary key);
     {%- endcall %}
     {%- set candidates = csinfra_query("select count(*) from " ~ pending).columns[0].values()[0] | int -%}
+    {%- set scanned = csinfra_query("select count(*) from " ~ target_rel).columns[0].values()[0] | int -%}
     {%- set derive_ms = ((modules.datetime.datetime.now() - t0).total_seconds() * 1000) | int -%}
     {% call statement('log_candidates') -%}
-        update {{ log_rel }} set candidates = {{ candidates }}, derive_ms = {{ derive_ms }}, status = 'writing'
+        update {{ log_rel }} set candidates = {{ candidates }}, scanned = {{ scanned }}, derive_ms = {{ derive_ms }}, status = 'writing'
         where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}'
     {%- endcall %}
     {% do adapter.commit() %}

@@ -33,6 +33,7 @@ class ModelProgress:
     derive_ms: int | None
     started_at: datetime
     finished_at: datetime | None
+    scanned: int | None = None
 
     @property
     def done_rows(self) -> int:
@@ -60,7 +61,7 @@ def _log_rows(conn: psycopg.Connection, since: datetime) -> list[ModelProgress]:
     rows = conn.execute(
         sql.SQL(
             "select model, status, candidates, written, skipped, retried, audit_rows, batches, derive_ms, "
-            "started_at, finished_at from {} where started_at >= %s order by started_at"
+            "started_at, finished_at, scanned from {} where started_at >= %s order by started_at"
         ).format(sql.Identifier(schema, "writeback_log")),
         (since,),
     ).fetchall()

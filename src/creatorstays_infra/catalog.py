@@ -15,7 +15,7 @@ from psycopg import sql
 
 # Every definition is read with search_path set to the inspected schema, so names come out
 # unqualified and two schemas holding the same objects give identical fingerprints.
-_CATALOG_QUERY = """
+CATALOG_QUERY = """
 with ns as (select oid from pg_namespace where nspname = %(schema)s)
 select 'type:' || t.typname,
        'enum(' || string_agg(e.enumlabel, ',' order by e.enumsortorder) || ')'
@@ -63,7 +63,7 @@ def catalog_objects(conn: psycopg.Connection, schema: str) -> dict[str, str]:
     """Fingerprint of every type, table, column, index, constraint, trigger and function in `schema`."""
     with conn.transaction():
         conn.execute(sql.SQL("set local search_path to {}, pg_catalog").format(sql.Identifier(schema)))
-        rows = conn.execute(_CATALOG_QUERY, {"schema": schema}).fetchall()
+        rows = conn.execute(CATALOG_QUERY, {"schema": schema}).fetchall()
         prefix = conn.execute("select quote_ident(%s) || '.'", (schema,)).fetchone()[0]
     # index and trigger definitions always qualify their table: drop this schema's prefix
     return {key: definition.replace(prefix, "") for key, definition in rows}

@@ -223,9 +223,19 @@ def migrate_down(
 @migrate_app.command("status")
 def migrate_status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the SQL status would run; run nothing.")] = False,
 ) -> None:
     """What is applied (csinfra ledger and _prisma_migrations) and whether the schema matches. Exit 1 on a mismatch."""
-    from . import migrations
+    from . import catalog, migrations
+
+    if dry_run:
+        print(f"-- csinfra migrate status (dry run: nothing was executed). Status only reads:\n"
+              f"-- 1. the ledgers: select … from csinfra_meta.schema_migrations / {state.app_schema}._prisma_migrations;\n"
+              f"-- 2. in a transaction that is always rolled back, each migration.sql applied to a throw-away\n"
+              f"--    schema csinfra_probe_<random> to learn the objects it creates;\n"
+              f"-- 3. this catalog query, for the probe schema and for {state.app_schema}:")
+        print(catalog.CATALOG_QUERY.strip())
+        return
 
     with connect() as conn:
         statuses = migrations.status(conn, _options())
@@ -335,7 +345,7 @@ def backfill_cmd(
         "seconds": round(result.seconds, 2),
         "resumedAfterInterruptedRuns": result.interrupted_before,
         "models": {
-            r.model: {"changedRowsFound": r.candidates, "written": r.written, "skippedChangedByApp": r.skipped,
+            r.model: {"rowsScanned": r.scanned, "changedRowsFound": r.candidates, "written": r.written, "skippedChangedByApp": r.skipped,
                       "rewrittenAfterConcurrentChange": r.retried, "auditRows": r.audit_rows, "batches": r.batches,
                       "deriveMs": r.derive_ms, "seconds": round(r.seconds, 2), "status": r.status}
             for r in result.models
@@ -348,10 +358,10 @@ def backfill_cmd(
         if result.interrupted_before:
             out.print(f"resuming after {len(result.interrupted_before)} interrupted run(s): " + "; ".join(result.interrupted_before), markup=False)
         table = Table(title=f"Backfill of schema {state.app_schema} ({result.seconds:.1f} s)")
-        for col in ("model", "changed rows found", "written", "skipped (app changed them)", "rewritten fresh", "audit rows", "batches", "rows/s"):
+        for col in ("model", "rows scanned", "changed rows found", "written", "skipped (app changed them)", "rewritten fresh", "audit rows", "batches", "rows/s"):
             table.add_column(col, justify="right" if col != "model" else "left")
         for r in result.models:
-            table.add_row(r.model, f"{r.candidates or 0:,}", f"{r.written:,}", f"{r.skipped:,}", f"{r.retried:,}",
+            table.add_row(r.model, f"{r.scanned or 0:,}", f"{r.candidates or 0:,}", f"{r.written:,}", f"{r.skipped:,}", f"{r.retried:,}",
                           f"{r.audit_rows:,}", f"{r.batches:,}", f"{r.done_rows / r.seconds:,.0f}")
         out.print(table)
     if result.returncode != 0:

@@ -158,11 +158,15 @@ def log_audit_event(conn: psycopg.Connection, action: str, actor_type: str, acto
     return audit_id
 
 
+def _require_prefix(action: Any, prefix: str) -> None:
+    if not isinstance(action, str) or not action.startswith(prefix + "."):
+        raise ValidationError("action", f"{action!r} is not a {prefix}.* action")
+
+
 def log_offer_event(conn: psycopg.Connection, action: str, offer_id: str, actor_type: str, actor_id: str | None,
                     metadata: Mapping[str, Any] | None = None, **kwargs) -> str:
     """An `offer.*` audit row about one offer."""
-    if not isinstance(action, str) or not action.startswith("offer."):
-        raise ValidationError("action", f"{action!r} is not an offer.* action")
+    _require_prefix(action, "offer")
     _text("offer_id", offer_id)
     return log_audit_event(conn, action, actor_type, actor_id, "Offer", offer_id, metadata, **kwargs)
 
@@ -170,8 +174,7 @@ def log_offer_event(conn: psycopg.Connection, action: str, offer_id: str, actor_
 def log_collab_event(conn: psycopg.Connection, action: str, collab_id: str, actor_type: str, actor_id: str | None,
                      metadata: Mapping[str, Any] | None = None, **kwargs) -> str:
     """A `collab.*` audit row about one collaboration."""
-    if not isinstance(action, str) or not action.startswith("collab."):
-        raise ValidationError("action", f"{action!r} is not a collab.* action")
+    _require_prefix(action, "collab")
     _text("collab_id", collab_id)
     return log_audit_event(conn, action, actor_type, actor_id, "Collaboration", collab_id, metadata, **kwargs)
 
@@ -179,8 +182,7 @@ def log_collab_event(conn: psycopg.Connection, action: str, collab_id: str, acto
 def log_admin_action(conn: psycopg.Connection, action: str, admin_id: str, target_type: str, target_id: str | None,
                      metadata: Mapping[str, Any] | None = None, **kwargs) -> str:
     """An `admin.*` audit row (e.g. admin.impersonate, admin.user_suspended, admin.offer_flagged)."""
-    if not isinstance(action, str) or not action.startswith("admin."):
-        raise ValidationError("action", f"{action!r} is not an admin.* action")
+    _require_prefix(action, "admin")
     _text("admin_id", admin_id)
     return log_audit_event(conn, action, "admin", admin_id, target_type, target_id, metadata, **kwargs)
 
@@ -188,8 +190,7 @@ def log_admin_action(conn: psycopg.Connection, action: str, admin_id: str, targe
 def log_system_event(conn: psycopg.Connection, action: str, target_type: str, target_id: str | None,
                      metadata: Mapping[str, Any] | None = None, *, actor_type: str = "system", **kwargs) -> str:
     """A `system.*` audit row written by the platform itself (actor type system, or cron for scheduled jobs)."""
-    if not isinstance(action, str) or not action.startswith("system."):
-        raise ValidationError("action", f"{action!r} is not a system.* action")
+    _require_prefix(action, "system")
     if actor_type not in ("system", "cron"):
         raise ValidationError("actor_type", "must be system or cron for a system event")
     return log_audit_event(conn, action, actor_type, None, target_type, target_id, metadata, **kwargs)

@@ -174,6 +174,8 @@ def test_backfill_cli_reports_progress_summary_and_requires_the_migration(applie
     summary = json.loads(result.stdout)
     creators = summary["models"]["wb_creator_profiles"]
     assert summary["ok"] and creators["written"] == creators["changedRowsFound"] > 0
+    assert creators["rowsScanned"] == applied_db.scalar("select count(*) from creator_profiles")
+    assert summary["models"]["wb_offers"]["rowsScanned"] == applied_db.scalar("select count(*) from offers")
     assert creators["batches"] == -(-creators["changedRowsFound"] // 100)
     missing = pre_db.cli("backfill")
     assert missing.returncode == 1 and "csinfra migrate up" in missing.stderr

@@ -90,6 +90,9 @@ def test_dry_run_prints_sql_and_changes_nothing(pre_db):
     assert "SET LOCAL lock_timeout = '3s'" in result.stdout
     assert pre_db.dump_schema() == before
     assert not pre_db.scalar("select to_regnamespace('csinfra_meta') is not null")
+    status = pre_db.cli("migrate", "status", "--dry-run", check=True)
+    assert "nothing was executed" in status.stdout and "pg_attribute" in status.stdout
+    assert pre_db.dump_schema() == before
     pre_db.cli("migrate", "up", check=True)
     applied = pre_db.dump_schema()
     down = pre_db.cli("migrate", "down", "--dry-run", check=True)
