@@ -1,4 +1,4 @@
-"""`csinfra`: the command line. Exit codes: 0 success, 1 failure, 2 usage error (or drift / not ok)."""
+"""`csinfra`: the command line. Exit codes: 0 success, 1 failure (drift, schema mismatch included), 2 usage error."""
 
 from __future__ import annotations
 
