@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 import oracle
@@ -107,7 +108,7 @@ def assert_matches_oracle(db, stored_lifecycle=None) -> tuple[int, int]:
 def row_versions(db) -> tuple[str, str]:
     with db.connect(autocommit=True) as conn:
         return tuple(
-            conn.execute(f"select md5(string_agg(xmin::text, ',' order by id)) from {t}").fetchone()[0]
+            conn.execute(sql.SQL("select md5(string_agg(xmin::text, ',' order by id)) from {}").format(sql.Identifier(t))).fetchone()[0]
             for t in ("creator_profiles", "offers")
         )
 
