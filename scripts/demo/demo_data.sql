@@ -7,25 +7,7 @@
 -- negative money, accepted offers answered only in statusHistory, completed collaborations
 -- without a completion time, drafts.
 
-CREATE FUNCTION pg_temp.rnd(seed bigint, i bigint, k integer) RETURNS double precision
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT (hashint8extended(i, seed * 7919 + k) & 9007199254740991)::float8 / 9007199254740992.0 $$;
-
-CREATE FUNCTION pg_temp.cuid(seed bigint, kind text, i bigint) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT 'c' || kind || substr(md5(seed::text || ':' || kind || ':' || i::text), 1, 23) $$;
-
--- Blank strings (JavaScript's trim() strips every one of these).
-CREATE FUNCTION pg_temp.blank(j bigint) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT (ARRAY[
-    '', ' ', '   ', E'\t', E'\n\t ', U&'\00A0', U&'\3000\2003', U&'\FEFF', U&'\2028 \2029', E'\r\n\u000B\u000C'
-])[1 + (j % 10)::int] $$;
-
--- Creator signup time (also used by offers, so they need no join).
-CREATE FUNCTION pg_temp.signup(seed bigint, base timestamp, i bigint) RETURNS timestamp(3)
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT (base - pg_temp.rnd(seed, i, 1) * interval '600 days')::timestamp(3) $$;
+-- The helper functions (pg_temp.rnd, cuid, blank, signup) are in demo_functions.sql.
 
 INSERT INTO "users" ("id", "email", "name", "role", "lastLoginIp", "createdAt", "updatedAt")
 SELECT pg_temp.cuid(p.seed, 'u', i),

@@ -123,12 +123,27 @@ def demo_data(
     creators: Annotated[int, typer.Option("--creators", min=1, help="How many creators (offers ≈ 3×, hosts = creators/10).")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same data.")] = 42,
     reset: Annotated[bool, typer.Option("--reset", help="Drop and recreate the application tables first (demo databases only!).")] = False,
+    events_only: Annotated[bool, typer.Option(
+        "--events-only",
+        help="Only fill Phase 1's (empty) audit_logs and analytics_events from the offers and collaborations already there.",
+    )] = False,
+    analytics_events: Annotated[int | None, typer.Option(
+        "--analytics-events", min=0,
+        help="Total analytics events to write: profile views fill up what the funnel events leave (default: 5 views per creator).",
+    )] = None,
 ) -> None:
-    """Create the pre-Phase-1 application tables when absent and fill them deterministically."""
+    """Create the pre-Phase-1 application tables when absent and fill them deterministically.
+
+    Where Phase 1 is applied, audit_logs and analytics_events are filled too (with late, duplicate and
+    missing events, as real streams have); `--events-only` does just that on an existing demo database."""
     from . import demo
 
     with connect() as conn:
-        summary = demo.generate(conn, state.app_schema, creators=creators, seed=seed, reset=reset)
+        if events_only:
+            summary = demo.generate_events(conn, state.app_schema, seed=seed, analytics_events=analytics_events)
+        else:
+            summary = demo.generate(conn, state.app_schema, creators=creators, seed=seed, reset=reset,
+                                    analytics_events=analytics_events)
     rows = ", ".join(f"{n:,} {t}" for t, n in summary.rows.items())
     out.print(f"demo data in schema {state.app_schema}: {rows} ({summary.seconds:.1f} s)", markup=False)
 

@@ -1,4 +1,5 @@
--- One row per analytics event.
+-- One row per analytics event, with the ids and values its eventData carries (SPEC section 8) as
+-- typed columns. eventData that is not an object, or lacks a key, yields NULL, never an error.
 with
 
 source as (
@@ -13,7 +14,13 @@ renamed as (
         "eventType" as event_type,
         "eventData" as event_data,
         "sessionId" as session_id,
-        "createdAt" as created_at
+        "createdAt" as created_at,
+        "eventData" ->> 'offerId' as offer_id,
+        "eventData" ->> 'collabId' as collaboration_id,
+        "eventData" ->> 'creatorProfileId' as creator_profile_id,
+        "eventData" ->> 'hostProfileId' as host_profile_id,
+        "eventData" ->> 'response' as response,
+        "eventData" ->> 'source' as view_source
     from source
 )
 

@@ -1,0 +1,59 @@
+{#- The moment the marts describe: var marts_as_of (UTC), else the current time in UTC. -#}
+{% macro marts_as_of() -%}
+    {%- set as_of = var('marts_as_of', none) -%}
+    {%- if as_of -%}
+        {{ csinfra_quote(as_of) }}::timestamp(3)
+    {%- else -%}
+        (now() at time zone 'UTC')::timestamp(3)
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- Hours from one timestamp to another, 2 decimals (NULL when either is NULL). -#}
+{% macro hours_between(from_ts, to_ts) -%}
+    round((extract(epoch from ({{ to_ts }} - {{ from_ts }})) / 3600)::numeric, 2)
+{%- endmacro %}
+
+
+{#- Days from one timestamp to another, 2 decimals (NULL when either is NULL). -#}
+{% macro days_between(from_ts, to_ts) -%}
+    round((extract(epoch from ({{ to_ts }} - {{ from_ts }})) / 86400)::numeric, 2)
+{%- endmacro %}
+
+
+{#- In an incremental run, the createdAt from which source events are re-read: the newest event the
+    model has seen (`watermark_column`, max over the model) minus var events_lookback. -#}
+{% macro incremental_events_since(watermark_column) -%}
+    (
+        select coalesce(max({{ watermark_column }}), '-infinity'::timestamp)
+            - {{ csinfra_quote(var('events_lookback')) }}::interval
+        from {{ this }}
+    )
+{%- endmacro %}
+
+
+{#- How many rows reached `step_at` within `window_days` of `start_at`; NULL while the cohort (starting at
+    `cohort_start`, 7 days long) is not mature, i.e. its last member has not yet had the whole window
+    by marts_as_of. -#}
+{% macro windowed_count(step_at, start_at, window_days, cohort_start) -%}
+    case
+        when {{ cohort_start }} + interval '7 days' + interval '{{ window_days }} days' <= {{ marts_as_of() }}
+            then count(*) filter (where {{ step_at }} < {{ start_at }} + interval '{{ window_days }} days')
+    end
+{%- endmacro %}
+
+
+{#- numerator / denominator rounded to 4 decimals; NULL when either is NULL or the denominator 0. -#}
+{% macro safe_ratio(numerator, denominator) -%}
+    round(({{ numerator }})::numeric / nullif({{ denominator }}, 0), 4)
+{%- endmacro %}
+
+
+{#- The blocker codes, positions and messages of vars.csinfra_rules as rows (a VALUES list). -#}
+{% macro blocker_catalog_values() -%}
+    (values
+    {%- for b in csinfra_rules().creator.blockers %}
+        ({{ loop.index }}, {{ csinfra_quote(b.code) }}, {{ csinfra_quote(b.message) }}){{ ',' if not loop.last }}
+    {%- endfor %}
+    ) as catalog (display_order, blocker_code, message)
+{%- endmacro %}

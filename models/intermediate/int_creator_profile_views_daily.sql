@@ -1,0 +1,46 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['creator_profile_id', 'viewed_on'],
+        on_schema_change='fail',
+        post_hook=[
+            "create unique index if not exists {{ this.name }}__key on {{ this }} (creator_profile_id, viewed_on)",
+            "create index if not exists {{ this.name }}__last on {{ this }} (last_viewed_at)",
+        ],
+    )
+}}
+-- One row per creator and UTC day with profile_viewed events (hosts looking at a creator).
+--
+-- Incremental: a run recomputes, from the events, every whole day from the one holding the newest
+-- event seen minus var events_lookback, and replaces those days' rows; re-reading is harmless.
+with
+
+views as (
+    select
+        creator_profile_id,
+        actor_id,
+        view_source,
+        created_at
+    from {{ ref('stg_app__analytics_events') }}
+    where
+        event_type = 'profile_viewed'
+        and creator_profile_id is not null
+        {%- if is_incremental() %}
+            and created_at >= date_trunc('day', {{ incremental_events_since('last_viewed_at') }})
+        {%- endif %}
+),
+
+final as (
+    select
+        creator_profile_id,
+        created_at::date as viewed_on,
+        count(*) as profile_views,
+        count(*) filter (where view_source = 'search') as search_views,
+        count(distinct actor_id) as viewing_hosts,
+        max(created_at) as last_viewed_at
+    from views
+    group by creator_profile_id, created_at::date
+)
+
+select * from final

@@ -1,0 +1,152 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['subject_type', 'subject_id', 'milestone'],
+        on_schema_change='fail',
+        post_hook=[
+            "create unique index if not exists {{ this.name }}__key on {{ this }} (subject_type, subject_id, milestone)",
+            "create index if not exists {{ this.name }}__last on {{ this }} (last_recorded_at)",
+        ],
+    )
+}}
+-- One row per (offer or collaboration, funnel milestone) that the event stream records: when it was
+-- first recorded, from analytics events and audit rows alike (SPEC section 8). Duplicated events
+-- change nothing (the first time wins); a response logged late never moves the time later.
+--
+-- Incremental: a run re-reads only events created since the newest one seen minus
+-- var events_lookback, and merges them into the rows they touch (the earliest time wins, so
+-- re-reading an event is harmless). An event whose createdAt is older than that window when it
+-- arrives is only picked up by a --full-refresh.
+with
+
+analytics_events as (
+    select
+        event_type,
+        offer_id,
+        collaboration_id,
+        response,
+        created_at
+    from {{ ref('stg_app__analytics_events') }}
+    where
+        event_type in ('offer_sent', 'offer_responded', 'collab_started', 'collab_completed')
+        {%- if is_incremental() %}
+            and created_at >= {{ incremental_events_since('last_recorded_at') }}
+        {%- endif %}
+),
+
+audit_logs as (
+    select
+        action,
+        target_id,
+        metadata ->> 'toStatus' as to_status,
+        created_at
+    from {{ ref('stg_app__audit_logs') }}
+    where
+        action in ('offer.viewed', 'offer.status_changed', 'collab.started', 'collab.completed', 'collab.cancelled')
+        and target_id is not null
+        {%- if is_incremental() %}
+            and created_at >= {{ incremental_events_since('last_recorded_at') }}
+        {%- endif %}
+),
+
+recorded as (
+    -- (subject, milestone, when, detail) for every event that records a funnel step
+    select
+        'offer' as subject_type,
+        offer_id as subject_id,
+        case event_type when 'offer_sent' then 'sent' else 'responded' end as milestone,
+        created_at as recorded_at,
+        case when event_type = 'offer_responded' then response end as detail
+    from analytics_events
+    where event_type in ('offer_sent', 'offer_responded') and offer_id is not null
+
+    union all
+
+    select
+        'offer' as subject_type,
+        offer_id as subject_id,
+        'accepted' as milestone,
+        created_at as recorded_at,
+        null as detail
+    from analytics_events
+    where event_type = 'offer_responded' and response = 'accepted' and offer_id is not null
+
+    union all
+
+    select
+        'collaboration' as subject_type,
+        collaboration_id as subject_id,
+        case event_type when 'collab_started' then 'started' else 'completed' end as milestone,
+        created_at as recorded_at,
+        null as detail
+    from analytics_events
+    where event_type in ('collab_started', 'collab_completed') and collaboration_id is not null
+
+    union all
+
+    select
+        case when action like 'offer.%' then 'offer' else 'collaboration' end as subject_type,
+        target_id as subject_id,
+        case action
+            when 'offer.viewed' then 'viewed'
+            when 'offer.status_changed' then 'accepted'
+            when 'collab.started' then 'started'
+            when 'collab.completed' then 'completed'
+            else 'cancelled'
+        end as milestone,
+        created_at as recorded_at,
+        null as detail
+    from audit_logs
+    where action <> 'offer.status_changed' or to_status = 'accepted'
+),
+
+new_milestones as (
+    select
+        subject_type,
+        subject_id,
+        milestone,
+        min(recorded_at) as first_recorded_at,
+        -- the detail of the first event (ties: the smallest non-NULL detail)
+        (array_agg(detail order by recorded_at, detail nulls last))[1] as first_detail,
+        max(recorded_at) as last_recorded_at
+    from recorded
+    group by subject_type, subject_id, milestone
+),
+
+{% if is_incremental() %}
+    merged as (
+        select
+            new_milestones.subject_type,
+            new_milestones.subject_id,
+            new_milestones.milestone,
+            least(new_milestones.first_recorded_at, seen.first_recorded_at) as first_recorded_at,
+            case
+                when seen.subject_id is null or new_milestones.first_recorded_at < seen.first_recorded_at
+                    then new_milestones.first_detail
+                when new_milestones.first_recorded_at > seen.first_recorded_at
+                    then seen.first_detail
+                else least(new_milestones.first_detail, seen.first_detail)
+            end as first_detail,
+            greatest(new_milestones.last_recorded_at, seen.last_recorded_at) as last_recorded_at
+        from new_milestones
+        left join {{ this }} as seen
+            on
+                new_milestones.subject_type = seen.subject_type
+                and new_milestones.subject_id = seen.subject_id
+                and new_milestones.milestone = seen.milestone
+    ),
+{% endif %}
+
+final as (
+    select
+        subject_type,
+        subject_id,
+        milestone,
+        first_recorded_at,
+        first_detail,
+        last_recorded_at
+    from {{ 'merged' if is_incremental() else 'new_milestones' }}
+)
+
+select * from final

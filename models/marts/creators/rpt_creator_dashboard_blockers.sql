@@ -1,0 +1,48 @@
+-- One row per blocker a creator's dashboard shows (SPEC section 4): the creator's blockers in their
+-- rule order, each with its display message. A creator without blockers has no rows.
+with
+
+creators as (
+    select
+        creator_profile_id,
+        readiness_state,
+        profile_completeness,
+        readiness_blockers
+    from {{ ref('dim_creators') }}
+),
+
+catalog as (
+    select
+        display_order,
+        blocker_code,
+        message
+    from {{ blocker_catalog_values() }}
+),
+
+blockers as (
+    select
+        creators.creator_profile_id,
+        creators.readiness_state,
+        creators.profile_completeness,
+        entries.blocker_code,
+        entries.position::integer as position_on_dashboard
+    from creators
+    cross join
+        lateral jsonb_array_elements_text(creators.readiness_blockers) with ordinality
+            as entries (blocker_code, position)
+),
+
+final as (
+    select
+        blockers.creator_profile_id || ':' || blockers.blocker_code as dashboard_blocker_id,
+        blockers.creator_profile_id,
+        blockers.position_on_dashboard,
+        blockers.blocker_code,
+        catalog.message,
+        blockers.readiness_state,
+        blockers.profile_completeness
+    from blockers
+    left join catalog on blockers.blocker_code = catalog.blocker_code
+)
+
+select * from final

@@ -1,0 +1,105 @@
+{%- set r = var('search_ranking') -%}
+-- One row per creator: the search-ranking signal. A weighted sum (var search_ranking) of the trust
+-- tier's score, profile completeness, recent profile views (log-scaled against the most viewed
+-- creator) and completed collaborations (capped); each component is in [0, 1], and so is the score.
+-- Only active, public, READY creators are searchable and ranked (1 = first); the rest have a NULL rank.
+with
+
+creators as (
+    select
+        creator_profile_id,
+        is_active,
+        is_public,
+        trust_tier,
+        readiness_state,
+        profile_completeness
+    from {{ ref('dim_creators') }}
+),
+
+recent_views as (
+    select
+        creator_profile_id,
+        sum(profile_views) as recent_views
+    from {{ ref('int_creator_profile_views_daily') }}
+    where
+        viewed_on > ({{ marts_as_of() }})::date - {{ r.recent_views_days }}
+        and viewed_on <= ({{ marts_as_of() }})::date
+    group by creator_profile_id
+),
+
+completed_collabs as (
+    select
+        creator_profile_id,
+        count(*) as completed_collabs
+    from {{ ref('stg_app__collaborations') }}
+    where status = {{ csinfra_quote(csinfra_rules().collaboration.completed_status) }}
+    group by creator_profile_id
+),
+
+tier_scores as (
+    select
+        tier.trust_tier,
+        tier.tier_score
+    from (
+        values
+        {%- for tier, score in r.tier_scores.items() %}
+            ({{ csinfra_quote(tier) }}, {{ score }}::numeric){{ ',' if not loop.last }}
+        {%- endfor %}
+    ) as tier (trust_tier, tier_score)
+),
+
+components as (
+    select
+        creators.creator_profile_id,
+        creators.trust_tier,
+        creators.readiness_state,
+        creators.is_active and creators.is_public and creators.readiness_state = 'READY' as is_searchable,
+        coalesce(recent_views.recent_views, 0) as recent_views,
+        coalesce(completed_collabs.completed_collabs, 0) as completed_collabs,
+        coalesce(tier_scores.tier_score, 0) as trust_tier_score,
+        creators.profile_completeness::numeric as completeness_score,
+        coalesce(ln(1 + recent_views.recent_views) / nullif(ln(1 + max(recent_views.recent_views) over ()), 0), 0)
+            as recent_views_score,
+        least(coalesce(completed_collabs.completed_collabs, 0), {{ r.completed_collabs_cap }})::numeric
+        / {{ r.completed_collabs_cap }} as completed_collabs_score
+    from creators
+    left join recent_views on creators.creator_profile_id = recent_views.creator_profile_id
+    left join completed_collabs on creators.creator_profile_id = completed_collabs.creator_profile_id
+    left join tier_scores on creators.trust_tier = tier_scores.trust_tier
+),
+
+scored as (
+    select
+        components.*,
+        round((
+            {{ r.weights.trust_tier }} * components.trust_tier_score
+            + {{ r.weights.completeness }} * components.completeness_score
+            + {{ r.weights.recent_views }} * components.recent_views_score
+            + {{ r.weights.completed_collabs }} * components.completed_collabs_score
+        ) / {{ r.weights.values() | sum }}, 6) as search_score
+    from components
+),
+
+final as (
+    select
+        creator_profile_id,
+        trust_tier,
+        readiness_state,
+        is_searchable,
+        recent_views,
+        completed_collabs,
+        trust_tier_score,
+        round(completeness_score, 6) as completeness_score,
+        round(recent_views_score::numeric, 6) as recent_views_score,
+        round(completed_collabs_score, 6) as completed_collabs_score,
+        search_score,
+        case
+            when is_searchable
+                then rank() over (
+                    partition by is_searchable order by search_score desc, creator_profile_id asc
+                )
+        end as search_rank
+    from scored
+)
+
+select * from final

@@ -1,0 +1,131 @@
+-- One row per UTC day and trust tier, from the first signup to var marts_as_of: how many creators
+-- held the tier at the end of that day. Rebuilt from the audit trail of tier changes
+-- (system.trust_updated): before its first recorded change a creator held that change's "from"
+-- tier, after each change its "to" tier; a creator with no recorded change has held its stored
+-- tier since signup.
+with
+
+profiles as (
+    select
+        creator_profile_id,
+        trust_tier,
+        created_at
+    from {{ ref('stg_app__creator_profiles') }}
+),
+
+changes as (
+    select
+        creator_profile_id,
+        from_tier,
+        to_tier,
+        changed_at,
+        audit_log_id
+    from {{ ref('int_creator_trust_tier_changes') }}
+),
+
+ordered_changes as (
+    select
+        changes.*,
+        row_number()
+            over (partition by changes.creator_profile_id order by changes.changed_at, changes.audit_log_id)
+            as change_number,
+        lead(changes.changed_at)
+            over (partition by changes.creator_profile_id order by changes.changed_at, changes.audit_log_id)
+            as next_changed_at
+    from changes
+),
+
+periods as (
+    -- [valid_from, valid_to) per creator and tier
+    select
+        profiles.creator_profile_id,
+        coalesce(first_change.from_tier, profiles.trust_tier) as trust_tier,
+        profiles.created_at as valid_from,
+        first_change.changed_at as valid_to
+    from profiles
+    left join ordered_changes as first_change
+        on
+            profiles.creator_profile_id = first_change.creator_profile_id
+            and first_change.change_number = 1
+
+    union all
+
+    select
+        ordered_changes.creator_profile_id,
+        ordered_changes.to_tier as trust_tier,
+        greatest(ordered_changes.changed_at, profiles.created_at) as valid_from,
+        ordered_changes.next_changed_at as valid_to
+    from ordered_changes
+    inner join profiles on ordered_changes.creator_profile_id = profiles.creator_profile_id
+),
+
+deltas as (
+    -- +1 on the day a period starts, -1 on the day it ends (counts are end-of-day)
+    select
+        trust_tier,
+        valid_from::date as calendar_day,
+        1 as delta
+    from periods
+    where valid_to is null or valid_to::date > valid_from::date
+
+    union all
+
+    select
+        trust_tier,
+        valid_to::date as calendar_day,
+        -1 as delta
+    from periods
+    where valid_to is not null and valid_to::date > valid_from::date
+),
+
+daily_deltas as (
+    select
+        trust_tier,
+        calendar_day,
+        sum(delta) as delta
+    from deltas
+    group by trust_tier, calendar_day
+),
+
+days as (
+    select generate_series(min(valid_from)::date, ({{ marts_as_of() }})::date, interval '1 day')::date as calendar_day
+    from periods
+),
+
+tiers as (
+    select tier.trust_tier
+    from unnest(array[{{ sql_string_list(csinfra_rule_values('trust_tiers')) }}]) as tier (trust_tier)
+),
+
+spine as (
+    select
+        days.calendar_day,
+        tiers.trust_tier
+    from days
+    cross join tiers
+),
+
+running as (
+    select
+        spine.calendar_day,
+        spine.trust_tier,
+        sum(coalesce(daily_deltas.delta, 0)) over (
+            partition by spine.trust_tier order by spine.calendar_day rows unbounded preceding
+        ) as creators
+    from spine
+    left join daily_deltas
+        on
+            spine.trust_tier = daily_deltas.trust_tier
+            and spine.calendar_day = daily_deltas.calendar_day
+),
+
+final as (
+    select
+        calendar_day,
+        trust_tier,
+        creators::bigint as creators,
+        {{ safe_ratio('creators', 'sum(creators) over (partition by calendar_day)') }} as share_of_creators
+    from running
+)
+
+select * from final

@@ -1,0 +1,209 @@
+-- One row per sent offer (every status but draft): when it reached each funnel step (sent, viewed,
+-- responded, accepted, collaboration started, completed), the hours between steps, its value and the
+-- creator's trust tier. Each step takes the earliest time any source knows: the operational columns,
+-- the offer's statusHistory, the analytics events and the audit trail (duplicate and late events
+-- change nothing). The is_* flags are monotone: a step counts as reached when any later step was,
+-- even where its own time is unknown (then its *_at column is NULL).
+with
+
+offers as (
+    select
+        offer_id,
+        creator_profile_id,
+        host_profile_id,
+        property_id,
+        offer_type,
+        status,
+        created_at,
+        responded_at,
+        expires_at
+    from {{ ref('stg_app__offers') }}
+    where status is distinct from 'draft'
+),
+
+offer_values as (
+    select
+        offer_id,
+        total_value_cents,
+        is_valid
+    from {{ ref('int_offers_validated') }}
+),
+
+history as (
+    select
+        offer_id,
+        min(changed_at) filter (where from_status = 'draft' and to_status = 'pending') as sent_at,
+        min(changed_at) filter (
+            where changed_by = 'creator'
+            and to_status in ({{ sql_string_list(csinfra_rules().offer.creator_responses) }})
+        ) as responded_at,
+        (array_agg(to_status order by changed_at, history_position) filter (
+            where
+            changed_by = 'creator'
+            and changed_at is not null
+            and to_status in ({{ sql_string_list(csinfra_rules().offer.creator_responses) }})
+        ))[1] as response_type,
+        min(changed_at) filter (where to_status = 'accepted') as accepted_at
+    from {{ ref('int_offer_status_changes') }}
+    group by offer_id
+),
+
+offer_milestones as (
+    select
+        subject_id as offer_id,
+        min(first_recorded_at) filter (where milestone = 'sent') as sent_event_at,
+        min(first_recorded_at) filter (where milestone = 'viewed') as viewed_at,
+        min(first_recorded_at) filter (where milestone = 'responded') as responded_at,
+        min(first_detail) filter (where milestone = 'responded') as response_type,
+        min(first_recorded_at) filter (where milestone = 'accepted') as accepted_at
+    from {{ ref('int_funnel_milestones_recorded') }}
+    where subject_type = 'offer'
+    group by subject_id
+),
+
+collaborations as (
+    select
+        collaboration_id,
+        offer_id,
+        status,
+        created_at,
+        completed_at
+    from {{ ref('stg_app__collaborations') }}
+),
+
+collaboration_milestones as (
+    select
+        subject_id as collaboration_id,
+        min(first_recorded_at) filter (where milestone = 'started') as started_at,
+        min(first_recorded_at) filter (where milestone = 'completed') as completed_at,
+        min(first_recorded_at) filter (where milestone = 'cancelled') as cancelled_at
+    from {{ ref('int_funnel_milestones_recorded') }}
+    where subject_type = 'collaboration'
+    group by subject_id
+),
+
+creators as (
+    select
+        creator_profile_id,
+        trust_tier
+    from {{ ref('dim_creators') }}
+),
+
+steps as (
+    select
+        offers.offer_id,
+        offers.creator_profile_id,
+        offers.host_profile_id,
+        offers.property_id,
+        offers.offer_type,
+        offers.status,
+        offer_values.total_value_cents,
+        offer_values.is_valid,
+        creators.trust_tier as creator_trust_tier,
+        collaborations.collaboration_id,
+        collaborations.status as collaboration_status,
+        offer_milestones.sent_event_at is not null as has_sent_event,
+        coalesce(history.sent_at, offers.created_at) as sent_at,
+        offer_milestones.viewed_at,
+        least(offers.responded_at, history.responded_at, offer_milestones.responded_at) as responded_at,
+        coalesce(
+            history.response_type,
+            offer_milestones.response_type,
+            case
+                when
+                    offers.status in ({{ sql_string_list(csinfra_rules().offer.creator_responses) }})
+                    and offers.responded_at is not null
+                    then offers.status
+            end
+        ) as response_type,
+        coalesce(
+            least(history.accepted_at, offer_milestones.accepted_at),
+            case
+                when offers.status = 'accepted' or collaborations.collaboration_id is not null
+                    then least(
+                        case when offers.status = 'accepted' then offers.responded_at end,
+                        collaborations.created_at
+                    )
+            end
+        ) as accepted_at,
+        least(collaborations.created_at, collaboration_milestones.started_at) as collab_started_at,
+        least(
+            case when collaborations.status = 'completed' then collaborations.completed_at end,
+            collaboration_milestones.completed_at
+        ) as completed_at,
+        collaborations.status = 'completed' or collaboration_milestones.completed_at is not null as is_completed,
+        collaborations.collaboration_id is not null
+        or collaboration_milestones.started_at is not null as has_collaboration,
+        offers.status = 'accepted' as is_status_accepted,
+        offers.status in ({{ sql_string_list(csinfra_rules().offer.creator_responses) }}) as is_status_responded
+    from offers
+    left join offer_values on offers.offer_id = offer_values.offer_id
+    left join history on offers.offer_id = history.offer_id
+    left join offer_milestones on offers.offer_id = offer_milestones.offer_id
+    left join collaborations on offers.offer_id = collaborations.offer_id
+    left join collaboration_milestones on collaborations.collaboration_id = collaboration_milestones.collaboration_id
+    left join creators on offers.creator_profile_id = creators.creator_profile_id
+),
+
+flags as (
+    select
+        steps.*,
+        coalesce(steps.is_completed, false) as reached_completed,
+        coalesce(steps.is_completed or steps.has_collaboration or steps.collab_started_at is not null, false)
+            as reached_collab_started
+    from steps
+),
+
+flags_accepted as (
+    select
+        flags.*,
+        flags.reached_collab_started or flags.is_status_accepted or flags.accepted_at is not null as reached_accepted
+    from flags
+),
+
+flags_responded as (
+    select
+        flags_accepted.*,
+        flags_accepted.reached_accepted
+        or flags_accepted.is_status_responded
+        or flags_accepted.responded_at is not null as reached_responded
+    from flags_accepted
+),
+
+final as (
+    select
+        offer_id,
+        creator_profile_id,
+        host_profile_id,
+        property_id,
+        offer_type,
+        status,
+        total_value_cents,
+        is_valid,
+        creator_trust_tier,
+        collaboration_id,
+        collaboration_status,
+        sent_at,
+        date_trunc('week', sent_at)::date as sent_week,
+        viewed_at,
+        responded_at,
+        response_type,
+        accepted_at,
+        collab_started_at,
+        completed_at,
+        reached_responded or viewed_at is not null as is_viewed,
+        reached_responded as is_responded,
+        reached_accepted as is_accepted,
+        reached_collab_started as is_collab_started,
+        reached_completed as is_completed,
+        {{ hours_between('sent_at', 'viewed_at') }} as hours_to_view,
+        {{ hours_between('sent_at', 'responded_at') }} as hours_to_response,
+        {{ hours_between('sent_at', 'accepted_at') }} as hours_to_accept,
+        {{ hours_between('accepted_at', 'collab_started_at') }} as hours_accept_to_collab_start,
+        {{ hours_between('collab_started_at', 'completed_at') }} as hours_collab_start_to_complete,
+        {{ hours_between('sent_at', 'completed_at') }} as hours_to_complete,
+        has_sent_event
+    from flags_responded
+)
+
+select * from final

@@ -1,0 +1,96 @@
+{%- set w = var('offer_funnel_windows_days') -%}
+-- One row per cohort of offers by the (ISO, Monday) week they were sent: how many reached each step
+-- ever, how many within a fixed window after sending (so that recent weeks are comparable with old
+-- ones), conversion rates and median times. A windowed count is NULL until the window has elapsed
+-- for the cohort's last offer (as of var marts_as_of), never an under-count.
+with
+
+funnel as (
+    select
+        sent_week,
+        sent_at,
+        viewed_at,
+        responded_at,
+        accepted_at,
+        collab_started_at,
+        completed_at,
+        is_viewed,
+        is_responded,
+        is_accepted,
+        is_collab_started,
+        is_completed,
+        response_type,
+        total_value_cents,
+        hours_to_view,
+        hours_to_response,
+        hours_to_accept,
+        hours_to_complete
+    from {{ ref('fct_offer_funnel') }}
+),
+
+cohorts as (
+    select
+        sent_week,
+        count(*) as offers_sent,
+        count(*) filter (where is_viewed) as offers_viewed,
+        count(*) filter (where is_responded) as offers_responded,
+        count(*) filter (where is_accepted) as offers_accepted,
+        count(*) filter (where is_collab_started) as collabs_started,
+        count(*) filter (where is_completed) as collabs_completed,
+        count(*) filter (where response_type = 'declined') as offers_declined,
+        count(*) filter (where response_type = 'countered') as offers_countered,
+        {{ windowed_count('viewed_at', 'sent_at', w.viewed, 'sent_week') }}
+            as viewed_within_window,
+        {{ windowed_count('responded_at', 'sent_at', w.responded, 'sent_week') }}
+            as responded_within_window,
+        {{ windowed_count('accepted_at', 'sent_at', w.accepted, 'sent_week') }}
+            as accepted_within_window,
+        {{ windowed_count('collab_started_at', 'sent_at', w.collab_started, 'sent_week') }}
+            as collab_started_within_window,
+        {{ windowed_count('completed_at', 'sent_at', w.completed, 'sent_week') }}
+            as completed_within_window,
+        sum(total_value_cents) filter (where is_accepted) as accepted_value_cents,
+        percentile_cont(0.5) within group (order by hours_to_view) as median_hours_to_view,
+        percentile_cont(0.5) within group (order by hours_to_response) as median_hours_to_response,
+        percentile_cont(0.5) within group (order by hours_to_accept) as median_hours_to_accept,
+        percentile_cont(0.5) within group (order by hours_to_complete) as median_hours_to_complete
+    from funnel
+    group by sent_week
+),
+
+final as (
+    select
+        sent_week,
+        offers_sent,
+        offers_viewed,
+        offers_responded,
+        offers_accepted,
+        collabs_started,
+        collabs_completed,
+        offers_declined,
+        offers_countered,
+        viewed_within_window,
+        responded_within_window,
+        accepted_within_window,
+        collab_started_within_window,
+        completed_within_window,
+        {{ safe_ratio('viewed_within_window', 'offers_sent') }} as viewed_within_window_rate,
+        {{ safe_ratio('responded_within_window', 'offers_sent') }} as responded_within_window_rate,
+        {{ safe_ratio('accepted_within_window', 'offers_sent') }} as accepted_within_window_rate,
+        {{ safe_ratio('collab_started_within_window', 'offers_sent') }} as collab_started_within_window_rate,
+        {{ safe_ratio('completed_within_window', 'offers_sent') }} as completed_within_window_rate,
+        {{ safe_ratio('offers_accepted', 'offers_responded') }} as acceptance_rate_of_responses,
+        coalesce(accepted_value_cents, 0) as accepted_value_cents,
+        round(median_hours_to_view::numeric, 2) as median_hours_to_view,
+        round(median_hours_to_response::numeric, 2) as median_hours_to_response,
+        round(median_hours_to_accept::numeric, 2) as median_hours_to_accept,
+        round(median_hours_to_complete::numeric, 2) as median_hours_to_complete,
+        {{ w.viewed }} as viewed_window_days,
+        {{ w.responded }} as responded_window_days,
+        {{ w.accepted }} as accepted_window_days,
+        {{ w.collab_started }} as collab_started_window_days,
+        {{ w.completed }} as completed_window_days
+    from cohorts
+)
+
+select * from final
