@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -146,6 +147,46 @@ def demo_data(
                                     analytics_events=analytics_events)
     rows = ", ".join(f"{n:,} {t}" for t, n in summary.rows.items())
     out.print(f"demo data in schema {state.app_schema}: {rows} ({summary.seconds:.1f} s)", markup=False)
+
+
+# -- marts and report -------------------------------------------------------------------------------
+@app.command("marts")
+def marts_cmd(
+    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild the incremental event models from all events.")] = False,
+    skip_tests: Annotated[bool, typer.Option("--skip-tests", help="`dbt run` instead of `dbt build` (no data tests).")] = False,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="The UTC moment the marts describe (dbt var marts_as_of; default now).")] = None,
+    lookback: Annotated[str | None, typer.Option("--lookback", help="Incremental re-read window (dbt var events_lookback, default '3 days').")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Build the analysts' marts (funnels, activation, blockers, trust tiers, search ranking) and test them.
+
+    Runs the staging, intermediate and mart models with their tests; never the write-back."""
+    from . import marts
+
+    result = marts.build_marts(target(), state.app_schema, full_refresh=full_refresh, run_tests=not skip_tests,
+                               as_of=as_of, lookback=lookback)
+    summary = {"ok": result.returncode == 0, "seconds": round(result.seconds, 2), "schema": marts.marts_schema(),
+               "fullRefresh": full_refresh, "tests": not skip_tests, "dbt": result.summary, "log": str(result.log_path)}
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    elif result.returncode == 0:
+        counts = ", ".join(f"{k}={v}" for k, v in result.summary.items())
+        out.print(f"marts built in schema {marts.marts_schema()} ({result.seconds:.1f} s; {counts})", markup=False)
+    if result.returncode != 0:
+        raise fail(f"dbt failed building the marts ({result.summary or 'see log'}); log: {result.log_path}", 1)
+
+
+@app.command("report")
+def report_cmd(
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the HTML file.")] = Path("report.html"),
+) -> None:
+    """Write a self-contained HTML report (charts, blocker table, trust tiers) from the marts."""
+    from . import marts, report
+
+    with connect() as conn:
+        data = report.write_report(conn, marts.marts_schema(), out_path)
+    out.print(f"report: {out_path.resolve()} ({data.funnel['offers_sent']:,} offers sent, "
+              f"{data.activation['creators_signed_up']:,} creators)", markup=False)
 
 
 def main() -> None:

@@ -1,0 +1,81 @@
+"""`csinfra marts`: build (and test) the analysts' marts with dbt, without running the write-back."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import settings
+from .database import Target, project_root
+from .dbt import run_dbt
+from .errors import CsinfraError
+from .schema import table_exists
+
+# Every mart and everything it reads; the write-back (which writes to the application's tables) is
+# excluded, and tests run only when all of their parents are selected.
+MARTS_SELECTION = ["--select", "+path:models/marts", "--exclude", "path:models/writeback",
+                   "--indirect-selection", "cautious"]
+MART_MODELS = (
+    "dim_creators", "fct_creator_activation", "fct_offer_funnel", "rpt_creator_activation_by_signup_week",
+    "rpt_creator_dashboard_blockers", "rpt_creator_search_ranking", "rpt_offer_funnel_by_sent_week",
+    "rpt_readiness_blockers", "rpt_trust_tier_distribution_daily",
+)
+AS_OF_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?)?$")
+
+
+@dataclass(frozen=True)
+class MartsResult:
+    returncode: int
+    seconds: float
+    log_path: Path
+    summary: dict[str, int]
+
+
+def build_marts(
+    target: Target,
+    app_schema: str,
+    full_refresh: bool = False,
+    run_tests: bool = True,
+    as_of: str | None = None,
+    lookback: str | None = None,
+) -> MartsResult:
+    """`dbt build` (or `dbt run` without tests) of the marts and their upstream models."""
+    if as_of is not None and not AS_OF_PATTERN.match(as_of):
+        raise CsinfraError(f"--as-of must look like 2026-11-01 or '2026-11-01 12:00:00', not {as_of!r}")
+    with target.connect(autocommit=True) as conn:
+        for table in ("creator_profiles", "offers", "audit_logs", "analytics_events"):
+            if not table_exists(conn, app_schema, table):
+                hint = "csinfra migrate up" if table in ("audit_logs", "analytics_events") else "csinfra demo-data"
+                raise CsinfraError(f"schema {app_schema} has no {table} table (run `{hint}` first?)")
+    vars_: dict = {}
+    if as_of:
+        vars_["marts_as_of"] = as_of
+    if lookback:
+        vars_["events_lookback"] = lookback
+    args = ["build" if run_tests else "run", *MARTS_SELECTION]
+    if full_refresh:
+        args.append("--full-refresh")
+    log_path = project_root() / "target" / "csinfra_marts.log"
+    log_path.parent.mkdir(exist_ok=True)
+    started = time.monotonic()
+    proc = run_dbt(target, app_schema, args, vars_ or None, log_path)
+    rc = proc.wait()
+    seconds = time.monotonic() - started
+    summary = _summary(log_path.read_text(errors="replace"))
+    return MartsResult(returncode=rc, seconds=seconds, log_path=log_path, summary=summary)
+
+
+def _summary(log: str) -> dict[str, int]:
+    """dbt's closing line `Done. PASS=… WARN=… ERROR=… SKIP=… NO-OP=… TOTAL=…` as a dict."""
+    match = None
+    for match in re.finditer(r"Done\. ((?:[A-Z-]+=\d+ ?)+)", log):
+        pass
+    if match is None:
+        return {}
+    return {k.lower().replace("-", "_"): int(v) for k, v in re.findall(r"([A-Z-]+)=(\d+)", match.group(1))}
+
+
+def marts_schema() -> str:
+    return settings.dbt_schema()
