@@ -6,7 +6,8 @@
         on_schema_change='fail',
         post_hook=[
             "create unique index if not exists {{ this.name }}__key on {{ this }} (subject_type, subject_id, milestone)",
-            "create index if not exists {{ this.name }}__last on {{ this }} (last_recorded_at)",
+            "create index if not exists {{ this.name }}__last_event on {{ this }} (last_analytics_event_at)",
+            "create index if not exists {{ this.name }}__last_audit on {{ this }} (last_audit_log_at)",
         ],
     )
 }}
@@ -16,7 +17,8 @@
 --
 -- Incremental: a run re-reads only events created since the newest one seen minus
 -- var events_lookback, and merges them into the rows they touch (the earliest time wins, so
--- re-reading an event is harmless). An event whose createdAt is older than that window when it
+-- re-reading an event is harmless). Each source has its own watermark: the audit trail also holds
+-- rows written now by the backfill, and analytics events are not held back by them. An event whose createdAt is older than that window when it
 -- arrives is only picked up by a --full-refresh.
 with
 
@@ -31,7 +33,7 @@ analytics_events as (
     where
         event_type in ('offer_sent', 'offer_responded', 'collab_started', 'collab_completed')
         {%- if is_incremental() %}
-            and created_at >= {{ incremental_events_since('last_recorded_at') }}
+            and created_at >= {{ incremental_events_since('last_analytics_event_at') }}
         {%- endif %}
 ),
 
@@ -46,7 +48,7 @@ audit_logs as (
         action in ('offer.viewed', 'offer.status_changed', 'collab.started', 'collab.completed', 'collab.cancelled')
         and target_id is not null
         {%- if is_incremental() %}
-            and created_at >= {{ incremental_events_since('last_recorded_at') }}
+            and created_at >= {{ incremental_events_since('last_audit_log_at') }}
         {%- endif %}
 ),
 
@@ -57,7 +59,8 @@ recorded as (
         offer_id as subject_id,
         case event_type when 'offer_sent' then 'sent' else 'responded' end as milestone,
         created_at as recorded_at,
-        case when event_type = 'offer_responded' then response end as detail
+        case when event_type = 'offer_responded' then response end as detail,
+        true as is_analytics_event
     from analytics_events
     where event_type in ('offer_sent', 'offer_responded') and offer_id is not null
 
@@ -68,7 +71,8 @@ recorded as (
         offer_id as subject_id,
         'accepted' as milestone,
         created_at as recorded_at,
-        null as detail
+        null as detail,
+        true as is_analytics_event
     from analytics_events
     where event_type = 'offer_responded' and response = 'accepted' and offer_id is not null
 
@@ -79,7 +83,8 @@ recorded as (
         collaboration_id as subject_id,
         case event_type when 'collab_started' then 'started' else 'completed' end as milestone,
         created_at as recorded_at,
-        null as detail
+        null as detail,
+        true as is_analytics_event
     from analytics_events
     where event_type in ('collab_started', 'collab_completed') and collaboration_id is not null
 
@@ -96,7 +101,8 @@ recorded as (
             else 'cancelled'
         end as milestone,
         created_at as recorded_at,
-        null as detail
+        null as detail,
+        false as is_analytics_event
     from audit_logs
     where action <> 'offer.status_changed' or to_status = 'accepted'
 ),
@@ -109,7 +115,8 @@ new_milestones as (
         min(recorded_at) as first_recorded_at,
         -- the detail of the first event (ties: the smallest non-NULL detail)
         (array_agg(detail order by recorded_at, detail nulls last))[1] as first_detail,
-        max(recorded_at) as last_recorded_at
+        max(recorded_at) filter (where is_analytics_event) as last_analytics_event_at,
+        max(recorded_at) filter (where not is_analytics_event) as last_audit_log_at
     from recorded
     group by subject_type, subject_id, milestone
 ),
@@ -128,7 +135,8 @@ new_milestones as (
                     then seen.first_detail
                 else least(new_milestones.first_detail, seen.first_detail)
             end as first_detail,
-            greatest(new_milestones.last_recorded_at, seen.last_recorded_at) as last_recorded_at
+        greatest(new_milestones.last_analytics_event_at, seen.last_analytics_event_at) as last_analytics_event_at,
+        greatest(new_milestones.last_audit_log_at, seen.last_audit_log_at) as last_audit_log_at
         from new_milestones
         left join {{ this }} as seen
             on
@@ -145,7 +153,8 @@ final as (
         milestone,
         first_recorded_at,
         first_detail,
-        last_recorded_at
+        last_analytics_event_at,
+        last_audit_log_at
     from {{ 'merged' if is_incremental() else 'new_milestones' }}
 )
 
