@@ -6,10 +6,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_CREATORS ?= 10000
 BENCH_SIZES   ?= 100000 1000000
+BENCH_MARTS_CREATORS ?= 1000000
+BENCH_MARTS_EVENTS   ?= 10000000
 # `make demo` always uses the embedded server, never a database named by your environment.
 EMBEDDED := env -u DATABASE_URL -u PGHOST -u PGHOSTADDR -u PGPORT -u PGDATABASE -u PGUSER -u PGSERVICE
 
-.PHONY: install demo test lint lint-sql lint-python test-python bench clean db-stop
+.PHONY: install browser demo test lint lint-sql lint-python test-python bench bench-backfill bench-marts clean db-stop
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,16 +22,29 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The report test renders in a real headless browser: Debian's chromium, installed when missing
+# (as root, from the distribution's registry; otherwise say what to install).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (for the report's browser test)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else echo "make test needs chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
 demo: install
 	$(EMBEDDED) $(BIN)/csinfra db reset --yes
 	$(EMBEDDED) $(BIN)/csinfra demo-data --creators $(DEMO_CREATORS)
 	$(EMBEDDED) $(BIN)/csinfra migrate up
 	$(EMBEDDED) $(BIN)/csinfra migrate status
+	$(EMBEDDED) $(BIN)/csinfra demo-data --events-only
 	$(EMBEDDED) $(BIN)/csinfra backfill
 	$(EMBEDDED) $(BIN)/csinfra backfill
 	$(EMBEDDED) $(BIN)/csinfra verify
+	$(EMBEDDED) $(BIN)/csinfra marts
+	$(EMBEDDED) $(BIN)/csinfra report --out report.html
 
-test: install lint test-python
+test: install browser lint test-python
 
 lint: lint-sql lint-python
 
@@ -41,14 +56,19 @@ lint-sql: install
 lint-python: install
 	$(BIN)/ruff check src tests/python scripts
 
-test-python: install
+test-python: install browser
 	$(BIN)/pytest
 
-bench: install
+bench: bench-backfill bench-marts
+
+bench-backfill: install
 	$(EMBEDDED) $(BIN)/python scripts/bench/run.py --sizes $(BENCH_SIZES)
+
+bench-marts: install
+	$(EMBEDDED) $(BIN)/python scripts/bench/marts.py --creators $(BENCH_MARTS_CREATORS) --analytics-events $(BENCH_MARTS_EVENTS)
 
 db-stop:
 	-$(BIN)/csinfra db stop
 
 clean: db-stop
-	rm -rf $(VENV) .csinfra target logs .pytest_cache .hypothesis
+	rm -rf $(VENV) .csinfra target logs .pytest_cache .hypothesis report.html

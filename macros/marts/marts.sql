@@ -57,3 +57,14 @@
     {%- endfor %}
     ) as catalog (display_order, blocker_code, message)
 {%- endmacro %}
+
+
+{#- SET LOCAL work_mem for the model's transaction (var marts_work_mem, e.g. '256MB'), so big sorts and
+    hash joins of the marts stay in memory. Validated: a number and a unit, nothing else. -#}
+{% macro csinfra_set_work_mem() -%}
+    {%- set value = var('marts_work_mem', '256MB') | string -%}
+    {%- if not modules.re.match('^[0-9]+ ?(kB|MB|GB)$', value) -%}
+        {{ exceptions.raise_compiler_error("var marts_work_mem must look like '256MB', not " ~ value) }}
+    {%- endif -%}
+    set local work_mem = '{{ value }}'
+{%- endmacro %}

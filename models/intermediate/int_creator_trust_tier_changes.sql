@@ -1,9 +1,9 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='audit_log_id',
+        incremental_strategy='append',
         on_schema_change='fail',
+        pre_hook="{{ csinfra_set_work_mem() }}",
         post_hook=[
             "create unique index if not exists {{ this.name }}__key on {{ this }} (audit_log_id)",
             "create index if not exists {{ this.name }}__creator on {{ this }} (creator_profile_id, changed_at)",
@@ -13,7 +13,8 @@
 -- One row per trust-tier change the audit trail records (system.trust_updated, SPEC section 6):
 -- the backfill's and the online path's alike. The trust-tier history is rebuilt from these rows.
 --
--- Incremental: a run re-reads audit rows created since the newest one seen minus var events_lookback.
+-- Incremental: a run re-reads audit rows created since the newest one seen minus var events_lookback
+-- and appends those it does not hold yet (audit rows are append-only, so a row once read never changes).
 -- In a full `dbt run` this model waits for the write-back, whose tier changes it reads
 -- (`csinfra marts` builds it without running the write-back):
 -- depends_on: {{ ref('wb_creator_profiles') }}
@@ -21,17 +22,18 @@ with
 
 audit_logs as (
     select
-        audit_log_id,
-        target_id,
-        metadata,
-        created_at
-    from {{ ref('stg_app__audit_logs') }}
+        audit_rows.audit_log_id,
+        audit_rows.target_id,
+        audit_rows.metadata,
+        audit_rows.created_at
+    from {{ ref('stg_app__audit_logs') }} as audit_rows
     where
-        action = 'system.trust_updated'
-        and target_type = 'CreatorProfile'
-        and target_id is not null
+        audit_rows.action = 'system.trust_updated'
+        and audit_rows.target_type = 'CreatorProfile'
+        and audit_rows.target_id is not null
         {%- if is_incremental() %}
-            and created_at >= {{ incremental_events_since('changed_at') }}
+            and audit_rows.created_at >= {{ incremental_events_since('changed_at') }}
+            and not exists (select from {{ this }} as seen where seen.audit_log_id = audit_rows.audit_log_id)
         {%- endif %}
 ),
 

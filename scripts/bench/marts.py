@@ -30,11 +30,11 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts" / "bench"))
 
-from run import drop, recreate  # noqa: E402
+from run import drop, recreate
 
-from creatorstays_infra import demo, settings  # noqa: E402
-from creatorstays_infra.marts import MART_MODELS  # noqa: E402
-from creatorstays_infra.migrations import Options, Runner, load_migrations  # noqa: E402
+from creatorstays_infra import demo, settings
+from creatorstays_infra.marts import MART_MODELS
+from creatorstays_infra.migrations import Options, Runner, load_migrations
 
 INCREMENTAL_MODELS = ("int_funnel_milestones_recorded", "int_creator_profile_views_daily", "int_creator_trust_tier_changes")
 AS_OF = "2026-11-27 00:00:00"
@@ -59,7 +59,7 @@ def cli(target, *args: str) -> tuple[float, dict]:
     env["DATABASE_URL"] = psycopg.conninfo.make_conninfo("", **target.effective())
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "creatorstays_infra", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     seconds = time.monotonic() - t0
     if proc.returncode != 0:
         raise SystemExit(f"csinfra {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
@@ -120,7 +120,7 @@ def main() -> None:
         before = counts(target)
         print(f"  data: {before} ({steps})", flush=True)
 
-        full_s, full_out = cli(target, "marts", "--full-refresh", "--skip-tests", "--as-of", AS_OF, "--json")
+        full_s, _ = cli(target, "marts", "--full-refresh", "--skip-tests", "--as-of", AS_OF, "--json")
         full_models = model_timings()
         print(f"  full build: {full_s:.1f} s", flush=True)
 
@@ -129,7 +129,7 @@ def main() -> None:
             conn.commit()
         with target.connect(autocommit=True) as conn:
             conn.execute("analyze analytics_events")
-        inc_s, inc_out = cli(target, "marts", "--skip-tests", "--as-of", AS_OF, "--json")
+        inc_s, _ = cli(target, "marts", "--skip-tests", "--as-of", AS_OF, "--json")
         inc_models = model_timings()
         inc_digests = table_digests(target)
         print(f"  +{new_events:,} events, incremental build: {inc_s:.1f} s", flush=True)
@@ -164,16 +164,16 @@ def main() -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (args.out / f"marts-{stamp}.json").write_text(json.dumps(report, indent=2))
     lines = [
-        f"\n**Marts on {args.creators:,} creators, {before['offers']:,} offers, {before['analytics_events']:,} analytics "
-        f"events, {before['audit_logs']:,} audit rows**\n",
+        (f"\n**Marts on {args.creators:,} creators, {before['offers']:,} offers, {before['analytics_events']:,} analytics "
+         f"events, {before['audit_logs']:,} audit rows**\n"),
         "| build | wall s |", "|---|---:|",
         f"| full (all marts and upstream models, --full-refresh) | {full_s:.1f} |",
         f"| incremental after {new_events:,} new events (1%) | {inc_s:.1f} |",
         f"| full rebuild on the same data | {refull_s:.1f} |",
         f"| incremental + all data tests (`csinfra marts`) | {tests_s:.1f} |",
         "",
-        f"incremental / full = {report['incremental_vs_full']}; incremental models and marts identical to a full "
-        f"refresh: {'yes' if not differing else 'NO: ' + ', '.join(differing)}",
+        (f"incremental / full = {report['incremental_vs_full']}; incremental models and marts identical to a full "
+         f"refresh: {'yes' if not differing else 'NO: ' + ', '.join(differing)}"),
         "",
         "| model | full s | incremental s |", "|---|---:|---:|",
     ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -126,7 +126,7 @@ def load(conn: psycopg.Connection, schema: str) -> ReportData:
         a = activation_weeks[-1]
         windows.update(first_offer=a["offer_window_days"], first_response=a["response_window_days"])
     return ReportData(
-        generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         schema=schema,
         funnel={k: int(v) for k, v in funnel.items()},
         funnel_weeks=funnel_weeks,
@@ -144,7 +144,7 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _n(value: int | float | None) -> str:
+def _n(value: float | None) -> str:
     return "–" if value is None else f"{value:,.0f}"
 
 
@@ -152,13 +152,17 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
+def _svg_open(title: str, width: int, height: int) -> str:
+    return (f'<svg class="chart" role="img" aria-label="{_e(title)}" viewBox="0 0 {width} {height}" '
+            f'width="100%" xmlns="http://www.w3.org/2000/svg">')
+
+
 def funnel_chart(metric_prefix: str, steps: tuple[tuple[str, str], ...], values: dict[str, int], title: str) -> str:
     """Horizontal bars, one per step, with the count and the share of the first step."""
     width, bar_h, gap, label_w = 760, 30, 12, 210
     top = values[steps[0][0]] or 0
     height = len(steps) * (bar_h + gap) + 10
-    parts = [f'<svg class="chart" role="img" aria-label="{_e(title)}" viewBox="0 0 {width} {height}" '
-             f'width="100%" xmlns="http://www.w3.org/2000/svg">']
+    parts = [_svg_open(title, width, height)]
     for i, (key, label) in enumerate(steps):
         v = values[key] or 0
         w = 0 if top == 0 else max(2, (width - label_w - 170) * v / top)
@@ -181,8 +185,7 @@ def line_chart(rows: list[dict[str, Any]], x_key: str, series: list[tuple[str, s
     width, height, left, right, top, bottom = 760, 260, 50, 20, 15, 45
     plot_w, plot_h = width - left - right, height - top - bottom
     n = len(rows)
-    parts = [f'<svg class="chart" role="img" aria-label="{_e(title)}" viewBox="0 0 {width} {height}" '
-             f'width="100%" xmlns="http://www.w3.org/2000/svg">']
+    parts = [_svg_open(title, width, height)]
     for tick in (0, 0.25, 0.5, 0.75, 1.0):
         y = top + plot_h * (1 - tick)
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
@@ -238,8 +241,7 @@ def trust_chart(days: list[dict[str, Any]], title: str) -> str:
     def x_at(i: int) -> float:
         return left + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
 
-    parts = [f'<svg class="chart" role="img" aria-label="{_e(title)}" viewBox="0 0 {width} {height}" '
-             f'width="100%" xmlns="http://www.w3.org/2000/svg">']
+    parts = [_svg_open(title, width, height)]
     for tick in (0, 0.5, 1.0):
         y = top + plot_h * (1 - tick)
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'

@@ -143,6 +143,19 @@ def template_built(server, template_applied):
     _drop_db(server, name)
 
 
+@pytest.fixture(scope="session")
+def template_marts(server, template_applied):
+    """Phase 1 applied, the demo's audit and analytics events written, then every model built
+    (backfill, incremental event models and marts)."""
+    name = f"csinfra_tpl_marts_{uuid.uuid4().hex[:8]}"
+    db = _create_db(server, name, template=template_applied)
+    with db.connect() as conn:
+        demo.generate_events(conn, "public", seed=7)
+    db.dbt("run")
+    yield name
+    _drop_db(server, name)
+
+
 def _clone(server, template: str):
     name = f"csinfra_test_{uuid.uuid4().hex[:10]}"
     db = _create_db(server, name, template=template)
@@ -168,6 +181,27 @@ def applied_db(server, template_applied):
 def built_db(server, template_built):
     """A database of its own, migrated and backfilled (dbt views and rule functions installed)."""
     yield from _clone(server, template_built)
+
+
+@pytest.fixture
+def marts_db(server, template_marts):
+    """A database of its own with events, backfill and marts built."""
+    yield from _clone(server, template_marts)
+
+
+@pytest.fixture
+def make_db(server):
+    """Factory for extra databases cloned from a template (all dropped at the end of the test)."""
+    names: list[str] = []
+
+    def make(template: str) -> Db:
+        name = f"csinfra_test_{uuid.uuid4().hex[:10]}"
+        names.append(name)
+        return _create_db(server, name, template=template)
+
+    yield make
+    for name in names:
+        _drop_db(server, name)
 
 
 @pytest.fixture

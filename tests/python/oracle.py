@@ -17,6 +17,13 @@ def empty(xs: list | None) -> bool:
     return xs is None or len(xs) == 0
 
 
+# SPEC section 4: the blockers in display order and the messages a dashboard shows.
+BLOCKER_CODES = ["missing_display_name", "missing_handle", "missing_bio", "missing_niches", "missing_deliverables",
+                 "missing_minimum_rate", "no_social_connected"]
+BLOCKER_MESSAGES = ["Add your display name", "Set your handle", "Write a bio", "Select at least one niche",
+                    "Define your deliverables", "Set your minimum rate", "Connect Instagram or TikTok"]
+
+
 def creator(p: dict, first_collab_completed_at: datetime | None) -> dict:
     oauth = bool(p.get("instagramConnected")) or bool(p.get("tiktokConnected"))
     fee = p.get("minimumFlatFee")

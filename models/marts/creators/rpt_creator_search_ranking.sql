@@ -36,6 +36,11 @@ completed_collabs as (
     group by creator_profile_id
 ),
 
+most_viewed as (
+    select max(recent_views) as recent_views
+    from recent_views
+),
+
 tier_scores as (
     select
         tier.trust_tier,
@@ -58,11 +63,12 @@ components as (
         coalesce(completed_collabs.completed_collabs, 0) as completed_collabs,
         coalesce(tier_scores.tier_score, 0) as trust_tier_score,
         creators.profile_completeness::numeric as completeness_score,
-        coalesce(ln(1 + recent_views.recent_views) / nullif(ln(1 + max(recent_views.recent_views) over ()), 0), 0)
+        coalesce(ln(1 + recent_views.recent_views) / nullif(ln(1 + most_viewed.recent_views), 0), 0)
             as recent_views_score,
         least(coalesce(completed_collabs.completed_collabs, 0), {{ r.completed_collabs_cap }})::numeric
         / {{ r.completed_collabs_cap }} as completed_collabs_score
     from creators
+    cross join most_viewed
     left join recent_views on creators.creator_profile_id = recent_views.creator_profile_id
     left join completed_collabs on creators.creator_profile_id = completed_collabs.creator_profile_id
     left join tier_scores on creators.trust_tier = tier_scores.trust_tier

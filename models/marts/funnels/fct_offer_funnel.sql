@@ -1,9 +1,12 @@
 -- One row per sent offer (every status but draft): when it reached each funnel step (sent, viewed,
 -- responded, accepted, collaboration started, completed), the hours between steps, its value and the
--- creator's trust tier. Each step takes the earliest time any source knows: the operational columns,
--- the offer's statusHistory, the analytics events and the audit trail (duplicate and late events
--- change nothing). The is_* flags are monotone: a step counts as reached when any later step was,
--- even where its own time is unknown (then its *_at column is NULL).
+-- creator's trust tier (value, validity and tier as stored: what the application shows; the
+-- backfill writes them by the rules, so in a full `dbt run` this model waits for it:
+-- depends_on: {{ ref('wb_offers') }}).
+-- Each step takes the earliest time any source knows: the operational columns, the offer's
+-- statusHistory, the analytics events and the audit trail (duplicate and late events change
+-- nothing). The is_* flags are monotone: a step counts as reached when any later step was, even
+-- where its own time is unknown (then its *_at column is NULL).
 with
 
 offers as (
@@ -16,17 +19,11 @@ offers as (
         status,
         created_at,
         responded_at,
-        expires_at
-    from {{ ref('stg_app__offers') }}
-    where status is distinct from 'draft'
-),
-
-offer_values as (
-    select
-        offer_id,
+        expires_at,
         total_value_cents,
         is_valid
-    from {{ ref('int_offers_validated') }}
+    from {{ ref('stg_app__offers') }}
+    where status is distinct from 'draft'
 ),
 
 history as (
@@ -97,8 +94,8 @@ steps as (
         offers.property_id,
         offers.offer_type,
         offers.status,
-        offer_values.total_value_cents,
-        offer_values.is_valid,
+        offers.total_value_cents,
+        offers.is_valid,
         creators.trust_tier as creator_trust_tier,
         collaborations.collaboration_id,
         collaborations.status as collaboration_status,
@@ -137,7 +134,6 @@ steps as (
         offers.status = 'accepted' as is_status_accepted,
         offers.status in ({{ sql_string_list(csinfra_rules().offer.creator_responses) }}) as is_status_responded
     from offers
-    left join offer_values on offers.offer_id = offer_values.offer_id
     left join history on offers.offer_id = history.offer_id
     left join offer_milestones on offers.offer_id = offer_milestones.offer_id
     left join collaborations on offers.offer_id = collaborations.offer_id
