@@ -33,7 +33,10 @@ audit_logs as (
         and audit_rows.target_id is not null
         {%- if is_incremental() %}
             and audit_rows.created_at >= {{ incremental_events_since('changed_at') }}
-            and not exists (select from {{ this }} as seen where seen.audit_log_id = audit_rows.audit_log_id)
+            and not exists (
+                select from {{ this }} as seen
+                where seen.audit_log_id = audit_rows.audit_log_id
+            )
         {%- endif %}
 ),
 

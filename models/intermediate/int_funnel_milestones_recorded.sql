@@ -19,8 +19,8 @@
 -- Incremental: a run re-reads only events created since the newest one seen minus
 -- var events_lookback, and merges them into the rows they touch (the earliest time wins, so
 -- re-reading an event is harmless). Each source has its own watermark: the audit trail also holds
--- rows written now by the backfill, and analytics events are not held back by them. An event whose createdAt is older than that window when it
--- arrives is only picked up by a --full-refresh.
+-- rows written now by the backfill, and analytics events are not held back by them. An event whose
+-- createdAt is older than that window when it arrives is only picked up by a --full-refresh.
 with
 
 analytics_events as (
@@ -136,8 +136,8 @@ new_milestones as (
                     then seen.first_detail
                 else least(new_milestones.first_detail, seen.first_detail)
             end as first_detail,
-        greatest(new_milestones.last_analytics_event_at, seen.last_analytics_event_at) as last_analytics_event_at,
-        greatest(new_milestones.last_audit_log_at, seen.last_audit_log_at) as last_audit_log_at
+            greatest(new_milestones.last_analytics_event_at, seen.last_analytics_event_at) as last_analytics_event_at,
+            greatest(new_milestones.last_audit_log_at, seen.last_audit_log_at) as last_audit_log_at
         from new_milestones
         left join {{ this }} as seen
             on
