@@ -254,9 +254,11 @@ def trust_chart(days: list[dict[str, Any]], title: str) -> str:
         parts.append(f'<polygon class="area" data-tier="{_e(tier)}" fill="{color}" fill-opacity="0.85" '
                      f'points="{" ".join(pts_up + pts_down)}"><title>{_e(tier)}</title></polygon>')
         base = upper
+    step = max(1, -(-n // 6))  # at most about seven labels
     for i, d in enumerate(picked):
-        if i % 8 == 0 or (i == n - 1 and i % 8 >= 4):
-            parts.append(f'<text x="{x_at(i):.1f}" y="{height - bottom + 16}" text-anchor="middle" class="axis">{_e(d)}</text>')
+        if i % step == 0 or (i == n - 1 and i % step >= step // 2):
+            anchor = "end" if i == n - 1 else ("start" if i == 0 else "middle")
+            parts.append(f'<text x="{x_at(i):.1f}" y="{height - bottom + 16}" text-anchor="{anchor}" class="axis">{_e(d)}</text>')
     for t_i, (tier, color) in enumerate(TIER_COLORS.items()):
         lx = left + 10 + t_i * 140
         parts.append(f'<rect x="{lx}" y="{height - 16}" width="12" height="8" fill="{color}"/>'
