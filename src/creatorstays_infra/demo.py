@@ -81,12 +81,7 @@ def generate(
                         "(--reset drops and recreates the demo tables)"
                     )
         conn.execute("set local synchronous_commit to off")
-        conn.execute(
-            "create temporary table demo_params on commit drop as "
-            "select %s::bigint as seed, %s::bigint as n, %s::bigint as hosts, %s::timestamp(3) as base",
-            (seed, creators, hosts, DEMO_BASE_TIME),
-        )
-        conn.execute(_script("demo_functions.sql"))
+        _prepare_session(conn, seed, creators, hosts)
         conn.execute(_script("demo_data.sql"))
         if created:
             conn.execute(_script("app_constraints.sql"))
@@ -136,17 +131,22 @@ def generate_events(
         hosts = conn.execute('select count(*) from "host_profiles"').fetchone()[0]
         if creators == 0 or hosts == 0:
             raise CsinfraError(f"schema {app_schema} has no creators or no hosts: run `csinfra demo-data` first")
-        conn.execute(
-            "create temporary table demo_params on commit drop as "
-            "select %s::bigint as seed, %s::bigint as n, %s::bigint as hosts, %s::timestamp(3) as base",
-            (seed, creators, hosts, DEMO_BASE_TIME),
-        )
-        conn.execute(_script("demo_functions.sql"))
+        _prepare_session(conn, seed, creators, hosts)
         conn.execute(_script("demo_status_history.sql"))
         _write_events(conn, analytics_events)
         rows = _counts(conn, app_schema, EVENT_TABLES)
     _analyze(conn, app_schema, EVENT_TABLES + ("offers",))
     return DemoSummary(created_tables=False, rows=rows, seconds=time.monotonic() - started, events_written=True)
+
+
+def _prepare_session(conn: psycopg.Connection, seed: int, creators: int, hosts: int) -> None:
+    """The parameters every demo script reads (a temporary table) and their helper functions."""
+    conn.execute(
+        "create temporary table demo_params on commit drop as "
+        "select %s::bigint as seed, %s::bigint as n, %s::bigint as hosts, %s::timestamp(3) as base",
+        (seed, creators, hosts, DEMO_BASE_TIME),
+    )
+    conn.execute(_script("demo_functions.sql"))
 
 
 def _write_events(conn: psycopg.Connection, analytics_events: int | None) -> None:

@@ -73,40 +73,41 @@ def _rows(conn: psycopg.Connection, query: sql.Composable) -> list[dict[str, Any
         return [{k: _plain(v) for k, v in row.items()} for row in cur.fetchall()]
 
 
+def _totals(conn: psycopg.Connection, schema: sql.Identifier, table: str,
+            steps: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """Each step's column summed over all cohorts of a report mart."""
+    columns = sql.SQL(", ").join(
+        sql.SQL("coalesce(sum({c}), 0)::bigint as {c}").format(c=sql.Identifier(c)) for c, _ in steps
+    )
+    return _rows(conn, sql.SQL("select {} from {}.{}").format(columns, schema, sql.Identifier(table)))[0]
+
+
+def _recent_weeks(conn: psycopg.Connection, schema: sql.Identifier, table: str, week: str,
+                  columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The last WEEKS_SHOWN cohorts of a report mart, oldest first."""
+    return _rows(conn, sql.SQL(
+        "select * from (select {week}, {columns} from {schema}.{table} order by {week} desc limit {limit}) as recent "
+        "order by {week}"
+    ).format(week=sql.Identifier(week), columns=sql.SQL(", ").join(map(sql.Identifier, columns)), schema=schema,
+             table=sql.Identifier(table), limit=sql.Literal(WEEKS_SHOWN)))
+
+
 def load(conn: psycopg.Connection, schema: str) -> ReportData:
     """Read everything the report shows from the marts in `schema` (dbt's schema)."""
     missing = [m for m in MART_MODELS if not table_exists(conn, schema, m)]
     if missing:
         raise CsinfraError(f"marts missing in schema {schema}: {', '.join(missing)} (run `csinfra marts` first)")
     s = sql.Identifier(schema)
-    funnel_cols = sql.SQL(", ").join(
-        sql.SQL("coalesce(sum({c}), 0)::bigint as {c}").format(c=sql.Identifier(c)) for c, _ in FUNNEL_STEPS
-    )
-    funnel = _rows(conn, sql.SQL("select {} from {}.rpt_offer_funnel_by_sent_week").format(funnel_cols, s))[0]
-    funnel_weeks = _rows(conn, sql.SQL(
-        """
-        select * from (
-            select sent_week, offers_sent, offers_accepted, responded_within_window_rate,
-                   accepted_within_window_rate, completed_within_window_rate,
-                   median_hours_to_response, responded_window_days, accepted_window_days, completed_window_days
-            from {schema}.rpt_offer_funnel_by_sent_week order by sent_week desc limit {limit}
-        ) as recent order by sent_week
-        """
-    ).format(schema=s, limit=sql.Literal(WEEKS_SHOWN)))
-    activation_cols = sql.SQL(", ").join(
-        sql.SQL("coalesce(sum({c}), 0)::bigint as {c}").format(c=sql.Identifier(c)) for c, _ in ACTIVATION_STEPS
-    )
-    activation = _rows(conn, sql.SQL("select {} from {}.rpt_creator_activation_by_signup_week").format(activation_cols, s))[0]
-    activation_weeks = _rows(conn, sql.SQL(
-        """
-        select * from (
-            select signup_week, creators_signed_up, ready_rate, offer_within_window_rate,
-                   responded_within_window_rate, completed_collab_within_window_rate,
-                   offer_window_days, response_window_days, completed_collab_window_days
-            from {schema}.rpt_creator_activation_by_signup_week order by signup_week desc limit {limit}
-        ) as recent order by signup_week
-        """
-    ).format(schema=s, limit=sql.Literal(WEEKS_SHOWN)))
+    funnel = _totals(conn, s, "rpt_offer_funnel_by_sent_week", FUNNEL_STEPS)
+    funnel_weeks = _recent_weeks(conn, s, "rpt_offer_funnel_by_sent_week", "sent_week", (
+        "offers_sent", "offers_accepted", "responded_within_window_rate", "accepted_within_window_rate",
+        "completed_within_window_rate", "median_hours_to_response", "responded_window_days",
+        "accepted_window_days", "completed_window_days"))
+    activation = _totals(conn, s, "rpt_creator_activation_by_signup_week", ACTIVATION_STEPS)
+    activation_weeks = _recent_weeks(conn, s, "rpt_creator_activation_by_signup_week", "signup_week", (
+        "creators_signed_up", "ready_rate", "offer_within_window_rate", "responded_within_window_rate",
+        "completed_collab_within_window_rate", "offer_window_days", "response_window_days",
+        "completed_collab_window_days"))
     blockers = _rows(conn, sql.SQL(
         "select display_order, blocker_code, message, creators_blocked, creators_blocked_only_by_this, "
         "share_of_creators, total_creators from {}.rpt_readiness_blockers order by display_order"
