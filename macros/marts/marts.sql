@@ -68,3 +68,29 @@
     {%- endif -%}
     set local work_mem = '{{ value }}'
 {%- endmacro %}
+
+
+{#- The incremental filter of an event model: `<created_at> >= <newest seen - lookback>` (from the start of
+    that day when whole_days) in an incremental run, `true` in a full build. One line either way, so
+    the model reads (and lints) the same in both. -#}
+{% macro incremental_events_filter(created_at, watermark_column, whole_days=false) -%}
+    {%- if is_incremental() -%}
+        {%- if whole_days -%}
+            {{ created_at }} >= date_trunc('day', {{ incremental_events_since(watermark_column) }})
+        {%- else -%}
+            {{ created_at }} >= {{ incremental_events_since(watermark_column) }}
+        {%- endif -%}
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- In an incremental run: the row (by `key_expr`) is not in the model yet; `true` in a full build. -#}
+{% macro incremental_not_seen(key_expr, this_key) -%}
+    {%- if is_incremental() -%}
+        not exists (select from {{ this }} as seen where seen.{{ this_key }} = {{ key_expr }})
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}

@@ -27,9 +27,7 @@ views as (
     where
         event_type = 'profile_viewed'
         and creator_profile_id is not null
-        {%- if is_incremental() %}
-            and created_at >= date_trunc('day', {{ incremental_events_since('last_viewed_at') }})
-        {%- endif %}
+        and {{ incremental_events_filter('created_at', 'last_viewed_at', whole_days=true) }}
 ),
 
 final as (

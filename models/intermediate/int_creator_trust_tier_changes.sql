@@ -31,13 +31,8 @@ audit_logs as (
         audit_rows.action = 'system.trust_updated'
         and audit_rows.target_type = 'CreatorProfile'
         and audit_rows.target_id is not null
-        {%- if is_incremental() %}
-            and audit_rows.created_at >= {{ incremental_events_since('changed_at') }}
-            and not exists (
-                select from {{ this }} as seen
-                where seen.audit_log_id = audit_rows.audit_log_id
-            )
-        {%- endif %}
+        and {{ incremental_events_filter('audit_rows.created_at', 'changed_at') }}
+        and {{ incremental_not_seen('audit_rows.audit_log_id', 'audit_log_id') }}
 ),
 
 final as (

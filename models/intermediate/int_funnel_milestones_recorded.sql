@@ -33,9 +33,7 @@ analytics_events as (
     from {{ ref('stg_app__analytics_events') }}
     where
         event_type in ('offer_sent', 'offer_responded', 'collab_started', 'collab_completed')
-        {%- if is_incremental() %}
-            and created_at >= {{ incremental_events_since('last_analytics_event_at') }}
-        {%- endif %}
+        and {{ incremental_events_filter('created_at', 'last_analytics_event_at') }}
 ),
 
 audit_logs as (
@@ -48,9 +46,7 @@ audit_logs as (
     where
         action in ('offer.viewed', 'offer.status_changed', 'collab.started', 'collab.completed', 'collab.cancelled')
         and target_id is not null
-        {%- if is_incremental() %}
-            and created_at >= {{ incremental_events_since('last_audit_log_at') }}
-        {%- endif %}
+        and {{ incremental_events_filter('created_at', 'last_audit_log_at') }}
 ),
 
 recorded as (
