@@ -265,14 +265,20 @@ def test_an_interrupted_backfill_resumes_and_finishes(applied_db):
                 "select coalesce(sum(written), 0) from csinfra.writeback_log" if applied_db.scalar(
                     "select to_regclass('csinfra.writeback_log') is not null") else "select 0"
             )
-            if written >= 80:
+            # kill once batches were written and both rule views exist (dbt's two threads build the
+            # offer view concurrently with the creators' write-back, so verify can read both)
+            views_ready = applied_db.scalar("select to_regclass('csinfra.int_creators_derived') is not null "
+                                            "and to_regclass('csinfra.int_offers_validated') is not null")
+            if written >= 80 and views_ready:
                 break
             time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert written >= 80, "the run finished before it could be interrupted"
-    report = json.loads(applied_db.cli("verify", "--json").stdout)
+    verified = applied_db.cli("verify", "--json")
+    assert verified.stdout, verified.stderr
+    report = json.loads(verified.stdout)
     assert report["drift"]["total"] > 0  # it really stopped part-way
     resumed = applied_db.cli("backfill", "--json", check=True)
     summary = json.loads(resumed.stdout)
