@@ -34,6 +34,11 @@ def rows(db, query, params=None):
         return conn.execute(query, params).fetchall()
 
 
+def mart_sql(text: str) -> sql.Composed:
+    """SQL naming the marts' schema as {m}, composed with psycopg.sql."""
+    return sql.SQL(text).format(m=sql.Identifier(SCHEMA))
+
+
 def digests(db, tables) -> dict[str, str]:
     out = {}
     with db.connect(autocommit=True) as conn:
@@ -113,16 +118,16 @@ def test_readiness_blockers_match_the_oracle(marts_db):
         expected.update(blockers)
         if len(blockers) == 1:
             alone.update(blockers)
-    report = rows(marts_db, f"select blocker_code, message, creators_blocked, creators_blocked_only_by_this, total_creators "
-                            f"from {SCHEMA}.rpt_readiness_blockers order by display_order")
+    report = rows(marts_db, mart_sql("select blocker_code, message, creators_blocked, creators_blocked_only_by_this, "
+                                     "total_creators from {m}.rpt_readiness_blockers order by display_order"))
     assert [r[1] for r in report] == oracle.BLOCKER_MESSAGES
     for code, _, blocked, only, total in report:
         assert blocked == expected[code], code
         assert only == alone[code], code
         assert total == len(profiles)
     # the dashboard shows each creator's blockers in rule order, with the rule's messages
-    shown = rows(marts_db, f"select creator_profile_id, blocker_code, message from {SCHEMA}.rpt_creator_dashboard_blockers "
-                           f"order by creator_profile_id, position_on_dashboard")
+    shown = rows(marts_db, mart_sql("select creator_profile_id, blocker_code, message from {m}.rpt_creator_dashboard_blockers "
+                                    "order by creator_profile_id, position_on_dashboard"))
     messages = dict(zip(oracle.BLOCKER_CODES, oracle.BLOCKER_MESSAGES, strict=True))
     assert all(messages[code] == message for _, code, message in shown)
     assert Counter(code for _, code, _ in shown) == expected
@@ -131,36 +136,36 @@ def test_readiness_blockers_match_the_oracle(marts_db):
 def test_offer_funnel_against_the_operational_tables(marts_db):
     db = marts_db
     sent = db.scalar("select count(*) from offers where status <> 'draft'")
-    assert db.scalar(f"select count(*) from {SCHEMA}.fct_offer_funnel") == sent
-    assert db.scalar(f"select sum(offers_sent) from {SCHEMA}.rpt_offer_funnel_by_sent_week") == sent
+    assert db.scalar(mart_sql("select count(*) from {m}.fct_offer_funnel")) == sent
+    assert db.scalar(mart_sql("select sum(offers_sent) from {m}.rpt_offer_funnel_by_sent_week")) == sent
     # completed = completed collaborations, whether or not their completedAt is known
     completed = db.scalar("""select count(*) from offers o join collaborations c on c."offerId" = o.id
                              where c.status = 'completed'""")
-    assert db.scalar(f"select count(*) from {SCHEMA}.fct_offer_funnel where is_completed") == completed
+    assert db.scalar(mart_sql("select count(*) from {m}.fct_offer_funnel where is_completed")) == completed
     # where only the event knows when a collaboration completed, the funnel takes the event's time
-    known_by_event = rows(db, f"""
-        select f.completed_at, e."createdAt" from {SCHEMA}.fct_offer_funnel f
+    known_by_event = rows(db, mart_sql("""
+        select f.completed_at, e."createdAt" from {m}.fct_offer_funnel f
         join collaborations c on c."offerId" = f.offer_id and c.status = 'completed' and c."completedAt" is null
-        join analytics_events e on e."eventType" = 'collab_completed' and e."eventData"->>'collabId' = c.id""")
+        join analytics_events e on e."eventType" = 'collab_completed' and e."eventData"->>'collabId' = c.id"""))
     assert known_by_event and all(f == e for f, e in known_by_event)
     # a late or duplicated response event never moves the response later than the operational time
-    assert db.scalar(f"""select count(*) from {SCHEMA}.fct_offer_funnel f join offers o on o.id = f.offer_id
-                         where f.responded_at > o."respondedAt" """) == 0
+    assert db.scalar(mart_sql("""select count(*) from {m}.fct_offer_funnel f join offers o on o.id = f.offer_id
+                         where f.responded_at > o."respondedAt" """)) == 0
     # duplicates are counted once
-    assert db.scalar(f"select count(*) from {SCHEMA}.fct_offer_funnel where has_sent_event") == db.scalar(
+    assert db.scalar(mart_sql("select count(*) from {m}.fct_offer_funnel where has_sent_event")) == db.scalar(
         """select count(distinct "eventData"->>'offerId') from analytics_events where "eventType" = 'offer_sent'""")
     # the funnel is monotone per cohort, windowed counts never exceed the ever counts
-    bad = db.scalar(f"""select count(*) from {SCHEMA}.rpt_offer_funnel_by_sent_week
+    bad = db.scalar(mart_sql("""select count(*) from {m}.rpt_offer_funnel_by_sent_week
                         where not (offers_sent >= offers_viewed and offers_viewed >= offers_responded
                                and offers_responded >= offers_accepted and offers_accepted >= collabs_started
-                               and collabs_started >= collabs_completed)""")
+                               and collabs_started >= collabs_completed)"""))
     assert bad == 0
 
 
 def test_windows_still_open_are_null_not_low(marts_db):
     marts_db.dbt(*MARTS_RUN, vars_={"marts_as_of": AS_OF})
-    weeks = rows(marts_db, f"""select sent_week, accepted_within_window, completed_within_window, accepted_window_days,
-                                      completed_window_days from {SCHEMA}.rpt_offer_funnel_by_sent_week order by sent_week""")
+    weeks = rows(marts_db, mart_sql("""select sent_week, accepted_within_window, completed_within_window, accepted_window_days,
+                                      completed_window_days from {m}.rpt_offer_funnel_by_sent_week order by sent_week"""))
     as_of = datetime.fromisoformat(AS_OF)
     open_seen = closed_seen = False
     for week, accepted, completed, acc_days, comp_days in weeks:
@@ -176,19 +181,19 @@ def test_windows_still_open_are_null_not_low(marts_db):
 def test_activation_and_trust_tiers(marts_db):
     db = marts_db
     n = db.scalar("select count(*) from creator_profiles")
-    assert db.scalar(f"select sum(creators_signed_up) from {SCHEMA}.rpt_creator_activation_by_signup_week") == n
-    assert db.scalar(f"""select sum(creators_ready) from {SCHEMA}.rpt_creator_activation_by_signup_week""") == db.scalar(
+    assert db.scalar(mart_sql("select sum(creators_signed_up) from {m}.rpt_creator_activation_by_signup_week")) == n
+    assert db.scalar(mart_sql("""select sum(creators_ready) from {m}.rpt_creator_activation_by_signup_week""")) == db.scalar(
         """select count(*) from creator_profiles where "readinessState" = 'READY'""")
-    assert db.scalar(f"""select sum(creators_with_offer) from {SCHEMA}.rpt_creator_activation_by_signup_week""") == db.scalar(
+    assert db.scalar(mart_sql("""select sum(creators_with_offer) from {m}.rpt_creator_activation_by_signup_week""")) == db.scalar(
         """select count(*) from creator_profiles where "firstOfferReceivedAt" is not null""")
     # trust tiers: the day before the backfill everyone was NEW; at the end, the stored distribution
     stored = dict(rows(db, 'select "trustTier"::text, count(*) from creator_profiles group by 1'))
-    last = dict(rows(db, f"""select trust_tier, creators from {SCHEMA}.rpt_trust_tier_distribution_daily
-                             where calendar_day = (select max(calendar_day) from {SCHEMA}.rpt_trust_tier_distribution_daily)"""))
+    last = dict(rows(db, mart_sql("""select trust_tier, creators from {m}.rpt_trust_tier_distribution_daily
+                             where calendar_day = (select max(calendar_day) from {m}.rpt_trust_tier_distribution_daily)""")))
     assert {k: v for k, v in last.items() if v} == stored
     first_change = db.scalar("""select min("createdAt")::date from audit_logs where action = 'system.trust_updated'""")
-    before = dict(rows(db, f"""select trust_tier, creators from {SCHEMA}.rpt_trust_tier_distribution_daily
-                               where calendar_day = %s::date - 1""", (first_change,)))
+    before = dict(rows(db, mart_sql("""select trust_tier, creators from {m}.rpt_trust_tier_distribution_daily
+                               where calendar_day = %s::date - 1"""), (first_change,)))
     signed_up_before = db.scalar('select count(*) from creator_profiles where "createdAt"::date < %s', (first_change,))
     assert before == {"NEW": signed_up_before, "VERIFIED": 0, "PROVEN": 0}
     # an online tier change lands in the history after a rebuild
@@ -202,14 +207,14 @@ def test_activation_and_trust_tiers(marts_db):
         update_creator_readiness(conn, cid)
         conn.commit()
     db.dbt(*MARTS_RUN)
-    after = dict(rows(db, f"""select trust_tier, creators from {SCHEMA}.rpt_trust_tier_distribution_daily
-                              where calendar_day = (select max(calendar_day) from {SCHEMA}.rpt_trust_tier_distribution_daily)"""))
+    after = dict(rows(db, mart_sql("""select trust_tier, creators from {m}.rpt_trust_tier_distribution_daily
+                              where calendar_day = (select max(calendar_day) from {m}.rpt_trust_tier_distribution_daily)""")))
     assert after["NEW"] == last["NEW"] - 1 and after["VERIFIED"] == last["VERIFIED"] + 1
 
 
 def test_search_ranking_prefers_trust(marts_db):
-    ranked = rows(marts_db, f"""select trust_tier, search_score, search_rank, is_searchable
-                                from {SCHEMA}.rpt_creator_search_ranking""")
+    ranked = rows(marts_db, mart_sql("""select trust_tier, search_score, search_rank, is_searchable
+                                from {m}.rpt_creator_search_ranking"""))
     assert all((rank is not None) == searchable for _, _, rank, searchable in ranked)
     searchable = sorted((r for r in ranked if r[3]), key=lambda r: r[2])
     assert [r[2] for r in searchable] == list(range(1, len(searchable) + 1))
@@ -256,14 +261,14 @@ def test_incremental_models_equal_a_full_refresh(applied_db):
     db.dbt(*MARTS_RUN, "--full-refresh", vars_={"marts_as_of": AS_OF})
     assert digests(db, (*INCREMENTAL, *MART_MODELS)) == incremental
     # and the late arrivals were counted: the incremental run saw every offer_sent event
-    assert db.scalar(f"""select count(*) from {SCHEMA}.int_funnel_milestones_recorded where milestone = 'sent'""") == db.scalar(
+    assert db.scalar(mart_sql("""select count(*) from {m}.int_funnel_milestones_recorded where milestone = 'sent'""")) == db.scalar(
         """select count(distinct "eventData"->>'offerId') from analytics_events where "eventType" = 'offer_sent'""")
 
 
 def test_an_event_older_than_the_lookback_needs_a_full_refresh(marts_db):
     """The documented limit of the lookback window, shown: too late for the incremental run, counted by --full-refresh."""
     db = marts_db
-    offer_id = db.scalar(f"""select offer_id from {SCHEMA}.fct_offer_funnel where viewed_at is null order by offer_id limit 1""")
+    offer_id = db.scalar(mart_sql("""select offer_id from {m}.fct_offer_funnel where viewed_at is null order by offer_id limit 1"""))
     newest = db.scalar("""select max("createdAt") from audit_logs where action like 'offer.%'""")
     with db.connect() as conn:
         conn.execute("""insert into audit_logs (id, action, "actorType", "targetType", "targetId", "createdAt")
@@ -271,9 +276,9 @@ def test_an_event_older_than_the_lookback_needs_a_full_refresh(marts_db):
                      (offer_id, newest))
         conn.commit()
     db.dbt(*MARTS_RUN)
-    assert db.scalar(f"select viewed_at from {SCHEMA}.fct_offer_funnel where offer_id = %s", (offer_id,)) is None
+    assert db.scalar(mart_sql("select viewed_at from {m}.fct_offer_funnel where offer_id = %s"), (offer_id,)) is None
     db.dbt(*MARTS_RUN, vars_={"events_lookback": "30 days"})
-    assert db.scalar(f"select viewed_at from {SCHEMA}.fct_offer_funnel where offer_id = %s", (offer_id,)) is not None
+    assert db.scalar(mart_sql("select viewed_at from {m}.fct_offer_funnel where offer_id = %s"), (offer_id,)) is not None
 
 
 EVENT_COLUMNS = '"id", "actorType", "actorId", "eventType", "eventData", "sessionId", "createdAt"'
@@ -332,7 +337,7 @@ def test_no_mart_column_can_carry_secrets_emails_or_ips(marts_db):
 def test_leak_guards_fail_the_build(marts_db, leak, failing_test):
     marts_db.dbt("test", "--select", "dim_creators", "fct_offer_funnel", "rpt_creator_dashboard_blockers")
     with marts_db.connect(autocommit=True) as conn:
-        conn.execute(leak.format(s=SCHEMA))
+        conn.execute(sql.SQL(leak).format(s=sql.Identifier(SCHEMA)))
     with pytest.raises(AssertionError) as failure:
         marts_db.dbt("test", "--select", "dim_creators", "fct_offer_funnel", "rpt_creator_dashboard_blockers")
     assert failing_test in str(failure.value)
@@ -432,24 +437,24 @@ def test_report_renders_in_headless_chromium_with_the_marts_numbers(marts_db, tm
     def num(text: str) -> int:
         return int(text.replace(",", ""))
 
-    funnel = rows(marts_db, f"""select sum(offers_sent), sum(offers_viewed), sum(offers_responded), sum(offers_accepted),
-                                       sum(collabs_started), sum(collabs_completed) from {SCHEMA}.rpt_offer_funnel_by_sent_week""")[0]
+    funnel = rows(marts_db, mart_sql("""select sum(offers_sent), sum(offers_viewed), sum(offers_responded), sum(offers_accepted),
+                                       sum(collabs_started), sum(collabs_completed) from {m}.rpt_offer_funnel_by_sent_week"""))[0]
     for key, value in zip(("offers_sent", "offers_viewed", "offers_responded", "offers_accepted", "collabs_started",
                            "collabs_completed"), funnel, strict=True):
         assert num(shown[f"funnel.{key}"]) == value, key
     assert num(shown["kpi.offers_sent"]) == funnel[0]
-    activation = rows(marts_db, f"""select sum(creators_signed_up), sum(creators_ready), sum(creators_completed_collab)
-                                    from {SCHEMA}.rpt_creator_activation_by_signup_week""")[0]
+    activation = rows(marts_db, mart_sql("""select sum(creators_signed_up), sum(creators_ready), sum(creators_completed_collab)
+                                    from {m}.rpt_creator_activation_by_signup_week"""))[0]
     assert num(shown["activation.creators_signed_up"]) == activation[0]
     assert num(shown["activation.creators_ready"]) == activation[1]
     assert num(shown["activation.creators_completed_collab"]) == activation[2]
-    for code, blocked, only in rows(marts_db, f"""select blocker_code, creators_blocked, creators_blocked_only_by_this
-                                                 from {SCHEMA}.rpt_readiness_blockers"""):
+    for code, blocked, only in rows(marts_db, mart_sql("""select blocker_code, creators_blocked, creators_blocked_only_by_this
+                                                 from {m}.rpt_readiness_blockers""")):
         assert num(shown[f"blocker.{code}.creators_blocked"]) == blocked
         assert num(shown[f"blocker.{code}.creators_blocked_only_by_this"]) == only
-    for tier, creators in rows(marts_db, f"""select trust_tier, creators from {SCHEMA}.rpt_trust_tier_distribution_daily
+    for tier, creators in rows(marts_db, mart_sql("""select trust_tier, creators from {m}.rpt_trust_tier_distribution_daily
                                              where calendar_day = (select max(calendar_day)
-                                                                   from {SCHEMA}.rpt_trust_tier_distribution_daily)"""):
+                                                                   from {m}.rpt_trust_tier_distribution_daily)""")):
         assert num(shown[f"trust.{tier}"]) == creators
     for message in oracle.BLOCKER_MESSAGES:
         assert message in dom
@@ -464,7 +469,7 @@ def test_report_renders_in_headless_chromium_with_the_marts_numbers(marts_db, tm
 def test_report_escapes_what_it_shows(marts_db, tmp_path):
     """Text from the database is escaped (a blocker message is configuration, but still)."""
     with marts_db.connect(autocommit=True) as conn:
-        conn.execute(f"update {SCHEMA}.rpt_readiness_blockers set message = '<script>alert(1)</script>' where display_order = 1")
+        conn.execute(mart_sql("update {m}.rpt_readiness_blockers set message = '<script>alert(1)</script>' where display_order = 1"))
     out = tmp_path / "r.html"
     assert marts_db.cli("report", "--out", str(out)).returncode == 0
     page = out.read_text()
