@@ -9,49 +9,54 @@
 
 -- The helper functions (pg_temp.rnd, cuid, blank, signup) are in demo_functions.sql.
 
-INSERT INTO "users" ("id", "email", "name", "role", "lastLoginIp", "createdAt", "updatedAt")
+-- Only the columns the pipeline reads, the story needs, or the schema requires (NOT NULL without a
+-- default) are filled; every other column keeps its default or NULL, as on a young account.
+
+INSERT INTO "users" ("id", "email", "name", "createdAt", "updatedAt", "lastLoginAt")
 SELECT pg_temp.cuid(p.seed, 'u', i),
        'creator' || i || '@example.com',
        'Creator ' || i,
-       'creator',
-       '10.' || (i % 250) || '.' || (i / 250 % 250) || '.' || (i % 7 + 1),
        pg_temp.signup(p.seed, p.base, i),
-       pg_temp.signup(p.seed, p.base, i)
+       pg_temp.signup(p.seed, p.base, i),
+       CASE WHEN i % 3 <> 0 THEN p.base - (i % 90) * interval '1 day' END
 FROM demo_params AS p, generate_series(1, p.n) AS i;
 
-INSERT INTO "users" ("id", "email", "name", "role", "createdAt", "updatedAt")
+INSERT INTO "users" ("id", "email", "name", "createdAt", "updatedAt")
 SELECT pg_temp.cuid(p.seed, 'v', j),
        'host' || j || '@example.com',
        'Host ' || j,
-       'host',
        p.base - interval '700 days',
        p.base - interval '700 days'
 FROM demo_params AS p, generate_series(1, p.hosts) AS j;
 
-INSERT INTO "host_profiles" ("id", "userId", "displayName", "companyName", "createdAt", "updatedAt")
+-- Hosts are vacation rentals, spas, gyms…; some give a contact e-mail (which never leaves staging).
+INSERT INTO "host_profiles" ("id", "userId", "vertical", "displayName", "contactEmail", "createdAt", "updatedAt")
 SELECT pg_temp.cuid(p.seed, 'h', j),
        pg_temp.cuid(p.seed, 'v', j),
-       'Host ' || j,
-       (ARRAY['Seaside Villas', 'Alpine Spa', 'City Gym', 'Desert Retreat'])[1 + (j % 4)::int],
+       (ARRAY['STR', 'SPA', 'FITNESS', 'STR', 'HOTEL', 'EXPERIENCE'])[1 + (j % 6)::int]::"Vertical",
+       (ARRAY['Seaside Villas', 'Alpine Spa', 'City Gym', 'Desert Retreat', 'Harbour Hotel', 'Surf School'])[1 + (j % 6)::int]
+           || ' ' || j,
+       CASE WHEN j % 2 = 0 THEN 'bookings' || j || '@example.com' END,
        p.base - interval '700 days',
        p.base - interval '700 days'
 FROM demo_params AS p, generate_series(1, p.hosts) AS j;
 
 -- Every host has one property; every other host a second one.
-INSERT INTO "properties" ("id", "hostProfileId", "title", "propertyType", "nightlyRateCents", "createdAt", "updatedAt")
+INSERT INTO "properties" ("id", "hostProfileId", "vertical", "title", "isDraft", "trackingToken", "createdAt", "updatedAt")
 SELECT pg_temp.cuid(p.seed, 'p', k),
        pg_temp.cuid(p.seed, 'h', 1 + (k - 1) % p.hosts),
+       (ARRAY['STR', 'SPA', 'FITNESS', 'STR', 'HOTEL', 'EXPERIENCE'])[1 + ((1 + (k - 1) % p.hosts) % 6)::int]::"Vertical",
        'Property ' || k,
-       (ARRAY['villa', 'spa', 'gym', 'cabin'])[1 + (k % 4)::int],
-       10000 + (k % 50) * 1000,
+       false,
+       substr(md5(p.seed::text || ':t:' || k::text), 1, 16),
        p.base - interval '700 days',
        p.base - interval '700 days'
 FROM demo_params AS p, generate_series(1, p.hosts + p.hosts / 2) AS k;
 
 INSERT INTO "creator_profiles" (
     "id", "userId", "handle", "displayName", "bio", "avatarUrl", "location", "niches", "deliverables",
-    "minimumFlatFee", "followerCount", "instagramConnected", "instagramAccessToken",
-    "tiktokConnected", "tiktokAccessToken", "tiktokRefreshToken", "createdAt", "updatedAt"
+    "minimumFlatFee", "instagramConnected", "instagramAccessToken", "instagramFollowers",
+    "tiktokConnected", "tiktokAccessToken", "tiktokRefreshToken", "isPublic", "createdAt", "updatedAt"
 )
 SELECT pg_temp.cuid(p.seed, 'r', i),
        pg_temp.cuid(p.seed, 'u', i),
@@ -81,12 +86,14 @@ SELECT pg_temp.cuid(p.seed, 'r', i),
             WHEN r.fee < 0.13 THEN 0
             WHEN r.fee < 0.15 THEN -500
             ELSE 5000 + (r.fee * 100000)::int END,
-       (r.fee * 200000)::int,
        r.ig < 0.55,
        CASE WHEN r.ig < 0.55 THEN 'IGQV' || md5('ig' || i) END,
+       CASE WHEN r.ig < 0.55 THEN (r.fee * 200000)::int END,
        r.tt < 0.30,
        CASE WHEN r.tt < 0.30 THEN 'act.' || md5('tt' || i) END,
        CASE WHEN r.tt < 0.30 THEN 'rft.' || md5('rt' || i) END,
+       -- most creators publish their profile (the column's default is false)
+       i % 10 <> 3,
        pg_temp.signup(p.seed, p.base, i),
        pg_temp.signup(p.seed, p.base, i)
 FROM demo_params AS p,
@@ -104,12 +111,13 @@ FROM demo_params AS p,
 INSERT INTO "offers" (
     "id", "hostProfileId", "creatorProfileId", "propertyId", "offerType", "cashCents", "stayNights",
     "trafficBonusEnabled", "trafficBonusThreshold", "trafficBonusCents", "requirements", "deliverables",
-    "message", "status", "negotiationRound", "createdAt", "updatedAt", "expiresAt", "respondedAt", "hostViewedAt"
+    "status", "negotiationRound", "lastCounterBy", "createdAt", "updatedAt", "expiresAt", "respondedAt", "hostViewedAt"
 )
 SELECT pg_temp.cuid(p.seed, 'o', o.i),
        pg_temp.cuid(p.seed, 'h', o.host),
        pg_temp.cuid(p.seed, 'r', o.creator),
-       CASE WHEN o.r_prop < 0.9 THEN pg_temp.cuid(p.seed, 'p', o.host) END,
+       -- property k belongs to host k; an offer may leave it open, but not one that became a collaboration
+       CASE WHEN o.r_prop < 0.9 OR o.status = 'accepted' THEN pg_temp.cuid(p.seed, 'p', o.host) END,
        CASE WHEN o.nights > 0 AND o.cash > 0 THEN 'hybrid' WHEN o.nights > 0 THEN 'stay' ELSE 'cash' END,
        o.cash,
        o.nights,
@@ -123,9 +131,9 @@ SELECT pg_temp.cuid(p.seed, 'o', o.i),
             WHEN o.r_deliv < 0.06 THEN '{}'::text[]
             WHEN o.r_deliv < 0.07 THEN array_fill('instagram_story'::text, ARRAY[11 + (o.i % 2)::int])
             ELSE (ARRAY['instagram_reel', 'instagram_story', 'tiktok_video'])[1:1 + (o.i % 3)::int] END,
-       'Hi! We would love to host you.',
        o.status,
-       CASE WHEN o.status = 'countered' THEN 1 ELSE 0 END,
+       CASE WHEN o.status = 'countered' THEN 2 ELSE 1 END,
+       CASE WHEN o.status = 'countered' THEN 'creator' END,
        o.created_at,
        o.created_at,
        o.created_at + interval '14 days',
@@ -167,7 +175,8 @@ FROM demo_params AS p,
               LATERAL (SELECT pg_temp.rnd(p.seed, s.i, 40) AS r) AS st
      ) AS o;
 
--- A collaboration for every accepted offer; some completed ones lack "completedAt".
+-- A collaboration for every accepted offer; some completed ones lack "completedAt". A collaboration
+-- always has a property ("propertyId" NOT NULL): accepted offers always name one.
 INSERT INTO "collaborations" (
     "id", "offerId", "creatorId", "hostId", "propertyId", "status", "createdAt", "updatedAt", "completedAt"
 )

@@ -12,7 +12,7 @@
 --   * some completed collaborations have no "completedAt" in the operational table; their
 --     collab_completed event is the only thing that knows when they finished.
 -- The audit rows of user actors carry an e-mail address and an IP address, as the application's
--- do; marts must never expose them.
+-- do; marts must never expose them. System and cron writers use "actorId" 'system' (never NULL).
 
 CREATE FUNCTION pg_temp.h(t text, k integer) RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -92,7 +92,7 @@ INSERT INTO "audit_logs" ("id", "action", "actorType", "actorId", "actorEmail", 
 SELECT pg_temp.eid('at', f.offer_id),
        CASE WHEN f.status = 'expired' THEN 'offer.expired' ELSE 'offer.status_changed' END,
        CASE WHEN f.status = 'expired' THEN 'cron' ELSE 'user' END,
-       CASE f.status WHEN 'expired' THEN NULL WHEN 'withdrawn' THEN f.host_id ELSE f.creator_id END,
+       CASE f.status WHEN 'expired' THEN 'system' WHEN 'withdrawn' THEN f.host_id ELSE f.creator_id END,
        CASE f.status WHEN 'expired' THEN NULL
                      WHEN 'withdrawn' THEN 'host.' || substr(md5(f.host_id), 1, 8) || '@example.com'
                      ELSE 'creator.' || substr(md5(f.creator_id), 1, 8) || '@example.com' END,
@@ -153,7 +153,7 @@ WHERE pg_temp.h(c.collab_id, 9) >= 0.02;
 
 -- collab_completed (system): 2% lost.
 INSERT INTO "analytics_events" ("id", "actorType", "actorId", "eventType", "eventData", "sessionId", "createdAt")
-SELECT pg_temp.eid('ed', c.collab_id), 'system', NULL, 'collab_completed',
+SELECT pg_temp.eid('ed', c.collab_id), 'system', 'system', 'collab_completed',
        jsonb_build_object('collabId', c.collab_id, 'creatorProfileId', c.creator_id, 'hostProfileId', c.host_id,
                           'totalValueCents', c.total_value_cents),
        NULL, c.completed_at
@@ -174,7 +174,7 @@ SELECT pg_temp.eid('a' || substr(a.action, 8, 2), c.collab_id), a.action, a.acto
 FROM demo_collab_facts AS c
 CROSS JOIN LATERAL (VALUES
     ('collab.started', 'user', c.host_id, c.created_at),
-    ('collab.completed', 'system', NULL, c.completed_at),
+    ('collab.completed', 'system', 'system', c.completed_at),
     ('collab.cancelled', 'user', c.host_id, (c.created_at + interval '5 days')::timestamp(3))
 ) AS a(action, actor_type, actor_id, at)
 WHERE a.action = 'collab.started'
