@@ -1,4 +1,4 @@
--- One row per user account. E-mail addresses, password hashes and IPs are not selected.
+-- One row per user account. E-mail addresses are not selected.
 with
 
 source as (
@@ -8,7 +8,7 @@ source as (
 renamed as (
     select
         id as user_id,
-        role,
+        "lastLoginAt" as last_login_at,
         "createdAt" as created_at,
         "updatedAt" as updated_at
     from source
