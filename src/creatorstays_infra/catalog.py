@@ -1,8 +1,8 @@
 """A comparable fingerprint of the objects in one schema, and the objects a migration creates.
 
-`expected_objects` applies a migration's up file to an empty probe schema inside a transaction
-that is always rolled back, and reads back what appeared: the SQL file is the only definition of
-what "applied" looks like, so `status` and the preflight checks cannot drift from it.
+`expected_objects` applies a migration's files to an empty probe schema inside a transaction that
+is always rolled back, and reads back what appeared: the SQL files are the only definition of
+what "applied" looks like, so `status` and the preflight checks cannot drift from them.
 """
 
 from __future__ import annotations
@@ -92,13 +92,15 @@ class ObjectDiff:
         return f"{self.kind} {where} is {self.actual!r}, expected {self.expected!r}"
 
 
-def expected_objects(conn: psycopg.Connection, up_sql: str, existing_tables: dict[str, list[str]]) -> dict[str, str]:
-    """Objects `up_sql` creates or changes, found by applying it to a throw-away probe schema.
+def expected_objects(conn: psycopg.Connection, scripts: list[str], existing_tables: dict[str, list[str]]) -> list[dict[str, str]]:
+    """Objects each of `scripts` creates or changes, applied in order to a throw-away probe schema.
 
-    `existing_tables` maps each application table the file alters to the columns it needs to see
-    (only names matter: the probe tables are text columns with a primary key on id).
+    `existing_tables` maps each application table the scripts alter to the columns they need to see
+    (only names matter: the probe tables are text columns with a primary key on id). Returns one
+    dict per script: what appeared or changed when it ran.
     """
     probe = f"csinfra_probe_{secrets.token_hex(6)}"
+    found: list[dict[str, str]] = []
     with conn.transaction(force_rollback=True):
         conn.execute(sql.SQL("create schema {}").format(sql.Identifier(probe)))
         for table, columns in existing_tables.items():
@@ -110,10 +112,14 @@ def expected_objects(conn: psycopg.Connection, up_sql: str, existing_tables: dic
                 )
             )
         before = catalog_objects(conn, probe)
-        conn.execute(sql.SQL("set local search_path to {}").format(sql.Identifier(probe)))
-        conn.execute(up_sql)
-        after = catalog_objects(conn, probe)
-    return {k: v for k, v in after.items() if before.get(k) != v}
+        for script in scripts:
+            conn.execute(sql.SQL("set local search_path to {}").format(sql.Identifier(probe)))
+            if script.strip():
+                conn.execute(script)
+            after = catalog_objects(conn, probe)
+            found.append({k: v for k, v in after.items() if before.get(k) != v})
+            before = after
+    return found
 
 
 def compare(expected: dict[str, str], actual: dict[str, str]) -> list[ObjectDiff]:

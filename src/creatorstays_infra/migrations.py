@@ -2,17 +2,23 @@
 
 Model (after Sqitch/Flyway, with squawk's safety rules):
 
-* each migration is a folder under scripts/migrations/ with `migration.sql` (up, shipped byte for
-  byte to the application repository as a Prisma migration) and `down.sql`;
-* a step (up or down) is ONE transaction: the file, the ledger rows and, for a rollback, the
-  archive of the dropped tables' rows commit together or not at all;
+* each migration is a folder under scripts/migrations/ with
+  - `migration.sql`: exactly what the application's ORM (Prisma) generates for the change, byte for
+    byte the file the application repository ships, so both tools record the same checksum;
+  - `extras.sql` (optional): what the ORM does not model (CHECK constraints, triggers, functions);
+  - `down.sql`: removes what both create;
+* a step (up or down) is ONE transaction: the files, the ledger rows and, for a rollback, the
+  archive of every value that cannot be derived again commit together or not at all;
 * every statement runs under `lock_timeout` and `statement_timeout` (SET LOCAL); a lock timeout
   rolls the step back and retries it with exponential backoff, then fails cleanly;
 * a session-level advisory lock keeps two runners apart (the second waits, then sees the work done);
-* the project's ledger (csinfra_meta.schema_migrations + migration_log) records name, checksum,
+* the project's ledger (csinfra_meta.schema_migrations + migration_log) records name, checksums,
   when, by whom and how long; an applied file whose checksum changed stops every step;
-* where the ORM's `_prisma_migrations` exists, `up` records the migration the way
-  `prisma migrate deploy` would and `down` removes that record.
+* the ORM's ledger (`_prisma_migrations`, where it exists) is kept as `prisma migrate` keeps it:
+  `up` writes the row `prisma migrate deploy` would write, adopts a migration the ORM applied
+  itself (adding only the extras), resolves a failed ORM attempt the way
+  `prisma migrate resolve --rolled-back` does; `down` removes the rows, so the ORM sees the
+  migration as pending again.
 """
 
 from __future__ import annotations
@@ -42,28 +48,47 @@ MIGRATIONS_DIR = project_root() / "scripts" / "migrations"
 PRISMA_TABLE = "_prisma_migrations"
 # Tables whose rows a rollback archives before dropping them.
 ARCHIVED_TABLES = ("audit_logs", "analytics_events")
+# Offers' Phase 1 values that cannot be derived again: the status history (written by the
+# application as statuses change) and the terms snapshots the application wrote at creation
+# (a snapshot marked "reconstructed" was derived by the backfill and is derived again).
+ARCHIVED_OFFER_VALUES = "offers"
 ADVISORY_NAMESPACE = "csinfra.migrate"
+
+
+def sha256_hex(data: bytes) -> str:
+    """What Prisma stores in `_prisma_migrations.checksum`: the sha256 of the file, in hex."""
+    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
 class Migration:
     name: str
-    up_sql: str
+    up_bytes: bytes
     down_sql: str
+    extras_sql: str = ""
+
+    @property
+    def up_sql(self) -> str:
+        return self.up_bytes.decode("utf-8")
 
     @property
     def checksum(self) -> str:
         """sha256 hex of migration.sql, exactly what Prisma stores in `_prisma_migrations.checksum`."""
-        return hashlib.sha256(self.up_sql.encode("utf-8")).hexdigest()
+        return sha256_hex(self.up_bytes)
+
+    @property
+    def extras_checksum(self) -> str:
+        return sha256_hex(self.extras_sql.encode("utf-8"))
 
     @property
     def altered_tables(self) -> dict[str, list[str]]:
-        """Existing application tables the up file alters (parsed from its ALTER TABLE lines)."""
+        """Existing application tables the files alter (parsed from their ALTER TABLE lines)."""
         tables: dict[str, list[str]] = {}
-        for line in self.up_sql.splitlines():
+        for line in (self.up_sql + "\n" + self.extras_sql).splitlines():
             if line.startswith('ALTER TABLE "'):
                 tables.setdefault(line.split('"')[1], ["id"])
-        return tables
+        created = {line.split('"')[1] for line in self.up_sql.splitlines() if line.startswith('CREATE TABLE "')}
+        return {t: c for t, c in tables.items() if t not in created}
 
 
 def migrations_dir() -> Path:
@@ -78,12 +103,15 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
         raise MigrationError(f"migrations directory {directory} does not exist")
     migrations = []
     for folder in sorted(p for p in directory.iterdir() if p.is_dir()):
-        up, down = folder / "migration.sql", folder / "down.sql"
+        up, down, extras = folder / "migration.sql", folder / "down.sql", folder / "extras.sql"
         if not up.exists() or not down.exists():
             raise MigrationError(f"migration folder {folder} needs both migration.sql and down.sql")
-        migrations.append(
-            Migration(name=folder.name, up_sql=up.read_bytes().decode("utf-8"), down_sql=down.read_bytes().decode("utf-8"))
-        )
+        migrations.append(Migration(
+            name=folder.name,
+            up_bytes=up.read_bytes(),
+            down_sql=down.read_bytes().decode("utf-8"),
+            extras_sql=extras.read_bytes().decode("utf-8") if extras.exists() else "",
+        ))
     if not migrations:
         raise MigrationError(f"no migrations found under {directory}")
     return migrations
@@ -99,8 +127,16 @@ class Options:
     lock_wait_seconds: float = 60.0
     discard_data: bool = False
     dry_run: bool = False
+    # The application repository's own migration.sql for the (last) migration, when it is not ours
+    # byte for byte: its checksum is what the ORM's ledger must hold (CSINFRA_PRISMA_MIGRATION_FILE).
+    prisma_migration_file: Path | None = field(default_factory=lambda: _env_path("CSINFRA_PRISMA_MIGRATION_FILE"))
     meta_schema: str = field(default_factory=settings.meta_schema)
     archive_schema: str = field(default_factory=settings.archive_schema)
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
 
 
 @dataclass
@@ -113,6 +149,7 @@ class StepResult:
     archived_rows: dict[str, int] = field(default_factory=dict)
     sql: str | None = None
     prisma: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 Log = Callable[[str], None]
@@ -135,6 +172,8 @@ create table if not exists {meta}.schema_migrations (
     prisma_migration_id text,
     primary key (app_schema, name)
 );
+alter table {meta}.schema_migrations add column if not exists extras_checksum text;
+alter table {meta}.schema_migrations add column if not exists prisma_checksum text;
 create table if not exists {meta}.migration_log (
     id bigint generated always as identity primary key,
     app_schema text not null,
@@ -170,16 +209,21 @@ class LedgerRow:
     applied_by: str
     duration_ms: int
     prisma_migration_id: str | None
+    extras_checksum: str | None
 
 
 def ledger_rows(conn: psycopg.Connection, meta_schema: str, app_schema: str) -> dict[str, LedgerRow]:
     if not table_exists(conn, meta_schema, "schema_migrations"):
         return {}
+    has_extras = conn.execute(
+        "select exists (select from pg_attribute where attrelid = %s::regclass and attname = 'extras_checksum' "
+        "and not attisdropped)", (sql.Identifier(meta_schema, "schema_migrations").as_string(conn),),
+    ).fetchone()[0]
     rows = conn.execute(
         sql.SQL(
-            "select name, checksum, applied_at, applied_by, duration_ms, prisma_migration_id "
+            "select name, checksum, applied_at, applied_by, duration_ms, prisma_migration_id, {} "
             "from {} where app_schema = %s"
-        ).format(sql.Identifier(meta_schema, "schema_migrations")),
+        ).format(sql.SQL("extras_checksum" if has_extras else "null::text"), sql.Identifier(meta_schema, "schema_migrations")),
         (app_schema,),
     ).fetchall()
     return {r[0]: LedgerRow(*r) for r in rows}
@@ -187,10 +231,32 @@ def ledger_rows(conn: psycopg.Connection, meta_schema: str, app_schema: str) -> 
 
 @dataclass(frozen=True)
 class PrismaRow:
+    """One row of the ORM's ledger, as `prisma migrate` reads it."""
+
     id: str
     checksum: str
     finished_at: datetime | None
     rolled_back_at: datetime | None
+    started_at: datetime
+    logs: str | None
+
+    @property
+    def finished(self) -> bool:
+        """Applied: `migrate deploy` skips it."""
+        return self.finished_at is not None and self.rolled_back_at is None
+
+    @property
+    def failed(self) -> bool:
+        """A failed attempt: `migrate deploy` refuses every later migration (P3009) until it is resolved."""
+        return self.finished_at is None and self.rolled_back_at is None
+
+    def as_dict(self, expected_checksum: str) -> dict:
+        return {"id": self.id, "checksum": self.checksum,
+                "finishedAt": self.finished_at.isoformat() if self.finished_at else None,
+                "rolledBackAt": self.rolled_back_at.isoformat() if self.rolled_back_at else None,
+                "startedAt": self.started_at.isoformat(),
+                "state": "applied" if self.finished else "failed" if self.failed else "rolled back",
+                "checksumOk": self.checksum == expected_checksum}
 
 
 def prisma_rows(conn: psycopg.Connection, app_schema: str, name: str) -> list[PrismaRow] | None:
@@ -199,7 +265,8 @@ def prisma_rows(conn: psycopg.Connection, app_schema: str, name: str) -> list[Pr
         return None
     rows = conn.execute(
         sql.SQL(
-            "select id, checksum, finished_at, rolled_back_at from {} where migration_name = %s order by started_at"
+            "select id, checksum, finished_at, rolled_back_at, started_at, logs from {} "
+            "where migration_name = %s order by started_at"
         ).format(sql.Identifier(app_schema, PRISMA_TABLE)),
         (name,),
     ).fetchall()
@@ -215,6 +282,51 @@ def executed_by(conn: psycopg.Connection) -> str:
     return f"{db_user} (os {os_user}@{socket.gethostname()})"
 
 
+# -- what the schema looks like ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Expected:
+    """The objects a migration's two files create, each found by applying the file to a probe schema."""
+
+    orm: dict[str, str]  # migration.sql: what the ORM models
+    extras: dict[str, str]  # extras.sql: what csinfra adds
+
+    @property
+    def all(self) -> dict[str, str]:
+        return {**self.orm, **self.extras}
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """How far the live schema is from a migration's objects."""
+
+    orm_present: list[catalog.ObjectDiff]
+    orm_mismatched: list[catalog.ObjectDiff]
+    extras_present: list[catalog.ObjectDiff]
+    extras_mismatched: list[catalog.ObjectDiff]
+    expected: Expected
+
+    @property
+    def orm_applied(self) -> bool:
+        return not self.orm_mismatched
+
+    @property
+    def orm_absent(self) -> bool:
+        return not self.orm_present
+
+    @property
+    def extras_applied(self) -> bool:
+        return not self.extras_mismatched
+
+    @property
+    def extras_absent(self) -> bool:
+        return not self.extras_present
+
+
+def _differences(diffs: list[catalog.ObjectDiff], schema: str, limit: int = 20) -> str:
+    text = "; ".join(d.describe(schema) for d in diffs[:limit])
+    return text + (f"; and {len(diffs) - limit} more" if len(diffs) > limit else "")
+
+
 # -- runner -------------------------------------------------------------------------------------
 class Runner:
     def __init__(self, conn: psycopg.Connection, options: Options, log: Log = _noop):
@@ -223,6 +335,7 @@ class Runner:
         self.conn = conn
         self.o = options
         self.log = log
+        self._expected: dict[str, Expected] = {}
 
     # advisory lock ---------------------------------------------------------------------------
     def _lock_key(self) -> tuple[int, int]:
@@ -273,25 +386,76 @@ class Runner:
         self.conn.rollback()
 
     def _check_checksum(self, m: Migration, row: LedgerRow | None) -> None:
-        if row is not None and row.checksum != m.checksum:
+        if row is None:
+            return
+        if row.checksum != m.checksum:
             raise MigrationError(
                 f"{m.name} was applied with checksum {row.checksum[:12]}… but "
                 f"scripts/migrations/{m.name}/migration.sql now has {m.checksum[:12]}…; "
                 "an applied migration must not change (write a new migration instead)"
             )
+        if row.extras_checksum is not None and row.extras_checksum != m.extras_checksum:
+            raise MigrationError(
+                f"{m.name} was applied with extras checksum {row.extras_checksum[:12]}… but "
+                f"scripts/migrations/{m.name}/extras.sql now has {m.extras_checksum[:12]}…; "
+                "an applied migration must not change (write a new migration instead)"
+            )
 
-    def expected(self, m: Migration) -> dict[str, str]:
-        return catalog.expected_objects(self.conn, m.up_sql, m.altered_tables)
+    def expected(self, m: Migration) -> Expected:
+        if m.name not in self._expected:
+            orm, extras = catalog.expected_objects(self.conn, [m.up_sql, m.extras_sql], m.altered_tables)
+            self._expected[m.name] = Expected(orm=orm, extras=extras)
+        return self._expected[m.name]
 
-    def schema_problems(self, m: Migration, applied: bool) -> list[str]:
-        """What in the application schema disagrees with `applied` (as the ledger claims)."""
+    def schema_state(self, m: Migration) -> SchemaState:
         expected = self.expected(m)
         actual = catalog.catalog_objects(self.conn, self.o.app_schema)
         self.conn.rollback()
+        return SchemaState(
+            orm_present=catalog.present(expected.orm, actual),
+            orm_mismatched=catalog.compare(expected.orm, actual),
+            extras_present=catalog.present(expected.extras, actual),
+            extras_mismatched=catalog.compare(expected.extras, actual),
+            expected=expected,
+        )
+
+    def prisma_checksum(self, m: Migration) -> str:
+        """The checksum the ORM's ledger must hold: of the application repository's own file when one is
+        named (after checking it creates exactly what migration.sql creates), else of migration.sql."""
+        path = self.o.prisma_migration_file
+        if path is None:
+            return m.checksum
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise MigrationError(f"--prisma-migration-file {path}: {exc.strerror}") from None
+        if data != m.up_bytes:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise MigrationError(f"--prisma-migration-file {path} is not UTF-8 text") from None
+            try:
+                theirs, _ = catalog.expected_objects(self.conn, [text, ""], m.altered_tables)
+            except psycopg.Error as exc:
+                self.conn.rollback()
+                raise MigrationError(f"--prisma-migration-file {path} does not apply: "
+                                     f"{exc.diag.message_primary or exc}") from None
+            ours = self.expected(m).orm
+            diffs = catalog.compare(ours, theirs) + [catalog.ObjectDiff(k, None, v) for k, v in theirs.items() if k not in ours]
+            if diffs:
+                raise MigrationError(
+                    f"--prisma-migration-file {path} does not create what {m.name}/migration.sql creates: "
+                    f"{_differences(diffs, 'its schema')}; nothing changed"
+                )
+        return sha256_hex(data)
+
+    def schema_problems(self, m: Migration, applied: bool) -> list[str]:
+        """What in the application schema disagrees with `applied` (as the ledger claims)."""
+        state = self.schema_state(m)
         if applied:
-            return [d.describe(self.o.app_schema) for d in catalog.compare(expected, actual)]
+            return [d.describe(self.o.app_schema) for d in state.orm_mismatched + state.extras_mismatched]
         return [f"{d.kind} {self.o.app_schema}.{d.name} exists but the ledger says {m.name} is not applied"
-                for d in catalog.present(expected, actual)]
+                for d in state.orm_present + state.extras_present]
 
     # up ---------------------------------------------------------------------------------------
     def up(self, m: Migration) -> StepResult:
@@ -302,81 +466,120 @@ class Runner:
         self.conn.rollback()
         if ours is not None:
             return StepResult(m.name, "already applied")
+        prisma_checksum = self.prisma_checksum(m)
+        state = self.schema_state(m)
+        finished = [r for r in (prisma or []) if r.finished]
+        failed = [r for r in (prisma or []) if r.failed]
 
-        expected = self.expected(m)
-        actual = catalog.catalog_objects(self.conn, self.o.app_schema)
-        self.conn.rollback()
-        existing = catalog.present(expected, actual)
-        prisma_done = [r for r in (prisma or []) if r.finished_at and not r.rolled_back_at]
-        if existing:
-            mismatched = catalog.compare(expected, actual)
-            if not mismatched and prisma_done and prisma_done[-1].checksum == m.checksum:
-                return self._adopt(m, prisma_done[-1])
-            first = existing[0]
+        if finished:
+            # The ORM applied migration.sql itself (`prisma migrate deploy` from the application's own file).
+            if not state.orm_applied:
+                raise MigrationError(
+                    f"{PRISMA_TABLE} records {m.name} as applied (row {finished[-1].id}), but the schema differs from "
+                    f"what it creates: {_differences(state.orm_mismatched, self.o.app_schema)}; nothing changed"
+                )
+            return self._adopt(m, finished[-1], state, failed)
+        if not state.orm_absent or not state.extras_absent:
+            present = state.orm_present + state.extras_present
+            first = present[0]
             if first.actual != first.expected:
                 raise MigrationError(
                     f"{first.kind} {self.o.app_schema}.{first.name} already exists as {first.actual!r}; "
                     f"{m.name} creates it as {first.expected!r}; nothing changed"
                 )
             raise MigrationError(
-                f"{first.kind} {self.o.app_schema}.{first.name} already exists but the ledger does not record "
-                f"{m.name} ({len(existing)} of its {len(expected)} objects are present); nothing changed"
-            )
-        if prisma_done:
-            raise MigrationError(
-                f"{PRISMA_TABLE} records {m.name} as applied but its objects are absent; "
-                "resolve the ORM's ledger first; nothing changed"
+                f"{first.kind} {self.o.app_schema}.{first.name} already exists but no ledger records {m.name} "
+                f"({len(present)} of its {len(state.expected.all)} objects are present: "
+                f"{_differences(state.orm_mismatched + state.extras_mismatched, self.o.app_schema, 10)} "
+                "are missing or differ); nothing changed"
             )
 
-        def body(cur_conn: psycopg.Connection, started: datetime, t0: float) -> StepResult:
-            cur_conn.execute(m.up_sql)
-            ensure_ledger(cur_conn, self.o.meta_schema)
-            prisma_id = self._prisma_record(cur_conn, m, started) if prisma is not None else None
+        def body(c: psycopg.Connection, started: datetime, t0: float) -> StepResult:
+            notes = self._resolve_failed(c, m, failed)
+            c.execute(m.up_sql)
+            if m.extras_sql:
+                c.execute(m.extras_sql)
+            prisma_id = self._prisma_record(c, m, started, prisma_checksum) if prisma is not None else None
             duration = int((time.monotonic() - t0) * 1000)
-            by = executed_by(cur_conn)
-            cur_conn.execute(
-                sql.SQL(
-                    "insert into {} (app_schema, name, checksum, applied_by, duration_ms, prisma_migration_id) "
-                    "values (%s, %s, %s, %s, %s, %s)"
-                ).format(sql.Identifier(self.o.meta_schema, "schema_migrations")),
-                (self.o.app_schema, m.name, m.checksum, by, duration, prisma_id),
-            )
-            self._log_row(cur_conn, m, "up", started, duration, by, {"prisma_migration_id": prisma_id})
-            return StepResult(m.name, "applied", duration_ms=duration,
+            by = self._ledger_insert(c, m, duration, prisma_id, prisma_checksum)
+            self._log_row(c, m, "up", started, duration, by,
+                          {"prisma_migration_id": prisma_id, "prisma_checksum": prisma_checksum,
+                           "resolved_failed_prisma_rows": [r.id for r in failed]})
+            return StepResult(m.name, "applied", duration_ms=duration, notes=notes,
                               prisma="recorded" if prisma_id else "no _prisma_migrations table")
 
         if self.o.dry_run:
-            return StepResult(m.name, "dry run", sql=self._dry_run_script(m, "up", prisma is not None))
+            return StepResult(m.name, "dry run", sql=self._dry_run_up(m, prisma is not None, prisma_checksum, failed))
         return self._transaction(body, tables=list(m.altered_tables))
 
-    def _adopt(self, m: Migration, prisma: PrismaRow) -> StepResult:
-        """The ORM applied this migration already: record it in our ledger without running it."""
+    def _ledger_insert(self, c: psycopg.Connection, m: Migration, duration: int, prisma_id: str | None,
+                       prisma_checksum: str | None) -> str:
+        ensure_ledger(c, self.o.meta_schema)
+        by = executed_by(c)
+        c.execute(
+            sql.SQL(
+                "insert into {} (app_schema, name, checksum, extras_checksum, prisma_checksum, applied_by, duration_ms, "
+                "prisma_migration_id) values (%s, %s, %s, %s, %s, %s, %s, %s)"
+            ).format(sql.Identifier(self.o.meta_schema, "schema_migrations")),
+            (self.o.app_schema, m.name, m.checksum, m.extras_checksum, prisma_checksum, by, duration, prisma_id),
+        )
+        return by
+
+    def _adopt(self, m: Migration, prisma: PrismaRow, state: SchemaState, failed: list[PrismaRow]) -> StepResult:
+        """The ORM applied migration.sql: record it in our ledger and add only the extras."""
+        if not state.extras_absent and not state.extras_applied:
+            raise MigrationError(
+                f"{m.name} was applied by the ORM, and some of csinfra's extras exist but differ: "
+                f"{_differences(state.extras_mismatched, self.o.app_schema)}; nothing changed"
+            )
+        add_extras = bool(m.extras_sql) and state.extras_absent
         if self.o.dry_run:
-            return StepResult(m.name, "dry run", sql=f"-- {m.name} was applied by the ORM; only the csinfra ledger would be written\n")
+            lines = [f"-- {m.name} was applied by the ORM ({PRISMA_TABLE} row {prisma.id}); csinfra adopts it:"]
+            lines += self._dry_run_head()
+            if add_extras:
+                lines += [f"-- scripts/migrations/{m.name}/extras.sql", m.extras_sql.rstrip()]
+            lines += ["-- then the csinfra ledger (schema_migrations, migration_log); the ORM's ledger is left as it is", "COMMIT;"]
+            return StepResult(m.name, "dry run", sql="\n".join(lines) + "\n")
 
         def body(c: psycopg.Connection, started: datetime, t0: float) -> StepResult:
-            ensure_ledger(c, self.o.meta_schema)
-            by = executed_by(c)
+            if add_extras:
+                c.execute(m.extras_sql)
+            duration = int((time.monotonic() - t0) * 1000)
+            by = self._ledger_insert(c, m, duration, prisma.id, prisma.checksum)
+            self._log_row(c, m, "adopt", started, duration, by,
+                          {"prisma_migration_id": prisma.id, "prisma_checksum": prisma.checksum, "extras_added": add_extras,
+                           "failed_prisma_rows_left": [r.id for r in failed]})
+            notes = []
+            if prisma.checksum != m.checksum:
+                notes.append(f"the ORM applied it from another file (checksum {prisma.checksum[:12]}…, migration.sql "
+                             f"{m.checksum[:12]}…); the schema is the same, so the ORM's row is kept as it is")
+            return StepResult(m.name, "adopted", duration_ms=duration, notes=notes,
+                              prisma=f"applied by the ORM (row {prisma.id}); "
+                                     + ("csinfra's extras added" if add_extras else "csinfra's extras were present"))
+
+        return self._transaction(body, tables=list(m.altered_tables) if add_extras else [])
+
+    def _resolve_failed(self, c: psycopg.Connection, m: Migration, failed: list[PrismaRow]) -> list[str]:
+        """Mark failed ORM attempts rolled back, as `prisma migrate resolve --rolled-back` does."""
+        notes = []
+        for row in failed:
             c.execute(
-                sql.SQL(
-                    "insert into {} (app_schema, name, checksum, applied_by, duration_ms, prisma_migration_id) "
-                    "values (%s, %s, %s, %s, 0, %s)"
-                ).format(sql.Identifier(self.o.meta_schema, "schema_migrations")),
-                (self.o.app_schema, m.name, m.checksum, by, prisma.id),
+                sql.SQL("update {} set rolled_back_at = now() where id = %s and finished_at is null and rolled_back_at is null")
+                .format(sql.Identifier(self.o.app_schema, PRISMA_TABLE)),
+                (row.id,),
             )
-            self._log_row(c, m, "adopt", started, 0, by, {"prisma_migration_id": prisma.id})
-            return StepResult(m.name, "adopted", prisma="already recorded by the ORM")
+            notes.append(f"{PRISMA_TABLE}: the failed ORM attempt {row.id} (started {row.started_at:%Y-%m-%d %H:%M:%S}) "
+                         "was marked rolled back, as `prisma migrate resolve --rolled-back` does")
+        return notes
 
-        return self._transaction(body, tables=[])
-
-    def _prisma_record(self, c: psycopg.Connection, m: Migration, started: datetime) -> str:
+    def _prisma_record(self, c: psycopg.Connection, m: Migration, started: datetime, checksum: str) -> str:
         """Record the migration as `prisma migrate deploy` does: one finished row, one applied step."""
         row = c.execute(
             sql.SQL(
                 "insert into {} (id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at, applied_steps_count) "
                 "values (gen_random_uuid()::text, %s, clock_timestamp(), %s, null, null, %s, 1) returning id"
             ).format(sql.Identifier(self.o.app_schema, PRISMA_TABLE)),
-            (m.checksum, m.name, started),
+            (checksum, m.name, started),
         ).fetchone()
         return row[0]
 
@@ -396,38 +599,36 @@ class Runner:
         self._check_checksum(m, ours)
         prisma = prisma_rows(self.conn, self.o.app_schema, m.name)
         self.conn.rollback()
-        prisma_done = [r for r in (prisma or []) if r.finished_at and not r.rolled_back_at]
-        if ours is None and not prisma_done:
+        finished = [r for r in (prisma or []) if r.finished]
+        if ours is None and not finished:
             return StepResult(m.name, "not applied")
-        problems = self.schema_problems(m, applied=True)
+        state = self.schema_state(m)
+        problems = state.orm_mismatched + ([] if state.extras_absent else state.extras_mismatched)
         if problems:
             raise MigrationError(
-                f"cannot roll back {m.name}: the schema does not match it ({problems[0]}"
+                f"cannot roll back {m.name}: the schema does not match it ({problems[0].describe(self.o.app_schema)}"
                 f"{f' and {len(problems) - 1} more' if len(problems) > 1 else ''}); nothing changed"
             )
         archive_id = "r" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "_" + hashlib.sha256(
             f"{time.time_ns()}{random.random()}".encode()).hexdigest()[:6]
+        locked = [*ARCHIVED_TABLES, ARCHIVED_OFFER_VALUES]
 
         def body(c: psycopg.Connection, started: datetime, t0: float) -> StepResult:
             archived: dict[str, int] = {}
-            # Writers wait (readers do not) from here on, so no row lands after the copy.
-            c.execute(
-                sql.SQL("lock table {} in exclusive mode").format(
-                    sql.SQL(", ").join(sql.Identifier(self.o.app_schema, t) for t in ARCHIVED_TABLES)
-                )
-            )
-            counts = {
-                t: c.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(self.o.app_schema, t))).fetchone()[0]
-                for t in ARCHIVED_TABLES
-            }
+            # Writers wait (readers do not) from here on, so no row or value lands after the copy.
+            c.execute(sql.SQL("lock table {} in exclusive mode").format(
+                sql.SQL(", ").join(sql.Identifier(self.o.app_schema, t) for t in locked)))
+            counts = self._archivable_counts(c)
             if not self.o.discard_data:
-                archived = self._archive(c, m, archive_id, started)
+                archived = self._archive(c, m, archive_id)
             c.execute(m.down_sql)
+            removed = []
             if prisma is not None:
-                c.execute(
-                    sql.SQL("delete from {} where migration_name = %s").format(sql.Identifier(self.o.app_schema, PRISMA_TABLE)),
+                removed = [r[0] for r in c.execute(
+                    sql.SQL("delete from {} where migration_name = %s returning id").format(
+                        sql.Identifier(self.o.app_schema, PRISMA_TABLE)),
                     (m.name,),
-                )
+                ).fetchall()]
             ensure_ledger(c, self.o.meta_schema)
             c.execute(
                 sql.SQL("delete from {} where app_schema = %s and name = %s").format(
@@ -436,18 +637,43 @@ class Runner:
             )
             duration = int((time.monotonic() - t0) * 1000)
             details = {"archive_id": archive_id if archived else None, "archived_rows": archived,
-                       "discarded_rows": counts if self.o.discard_data else {}}
+                       "discarded_rows": counts if self.o.discard_data else {}, "prisma_rows_removed": removed}
             self._log_row(c, m, "down", started, duration, executed_by(c), details)
             return StepResult(m.name, "rolled back", duration_ms=duration,
                               archive_id=archive_id if not self.o.discard_data else None,
                               archived_rows=archived if not self.o.discard_data else counts,
-                              prisma="record removed" if prisma is not None else "no _prisma_migrations table")
+                              prisma=(f"{len(removed)} row(s) removed: the ORM sees {m.name} as pending"
+                                      if prisma is not None else "no _prisma_migrations table"))
 
         if self.o.dry_run:
-            return StepResult(m.name, "dry run", sql=self._dry_run_script(m, "down", prisma is not None, archive_id))
+            return StepResult(m.name, "dry run", sql=self._dry_run_down(m, prisma is not None, archive_id, locked))
         return self._transaction(body, tables=[*m.altered_tables, *ARCHIVED_TABLES])
 
-    def _archive(self, c: psycopg.Connection, m: Migration, archive_id: str, started: datetime) -> dict[str, int]:
+    # archives ---------------------------------------------------------------------------------
+    def _offer_values_query(self) -> sql.Composed:
+        """Offers holding values that cannot be derived again: a status history, or a terms snapshot
+        the application wrote (not one the backfill reconstructed)."""
+        return sql.SQL(
+            """select id,
+                   nullif("statusHistory", '[]'::jsonb) as status_history,
+                   case when "originalTermsSnapshot" -> 'reconstructed' is distinct from 'true'::jsonb
+                        then "originalTermsSnapshot" end as original_terms_snapshot
+               from {}
+               where "statusHistory" <> '[]'::jsonb
+                  or ("originalTermsSnapshot" is not null
+                      and "originalTermsSnapshot" -> 'reconstructed' is distinct from 'true'::jsonb)"""
+        ).format(sql.Identifier(self.o.app_schema, "offers"))
+
+    def _archivable_counts(self, c: psycopg.Connection) -> dict[str, int]:
+        counts = {
+            t: c.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(self.o.app_schema, t))).fetchone()[0]
+            for t in ARCHIVED_TABLES
+        }
+        counts[ARCHIVED_OFFER_VALUES] = c.execute(
+            sql.SQL("select count(*) from ({}) as v").format(self._offer_values_query())).fetchone()[0]
+        return counts
+
+    def _archive(self, c: psycopg.Connection, m: Migration, archive_id: str) -> dict[str, int]:
         c.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(self.o.archive_schema)))
         ensure_ledger(c, self.o.meta_schema)
         tables: dict[str, dict] = {}
@@ -458,7 +684,12 @@ class Runner:
                     sql.Identifier(self.o.archive_schema, archive_table), sql.Identifier(self.o.app_schema, t)
                 )
             ).rowcount
-            tables[t] = {"archive_table": f"{self.o.archive_schema}.{archive_table}", "rows": rows}
+            tables[t] = {"archive_table": f"{self.o.archive_schema}.{archive_table}", "rows": rows, "kind": "rows"}
+        archive_table = f"{archive_id}__{ARCHIVED_OFFER_VALUES}"
+        rows = c.execute(sql.SQL("create table {} as {}").format(
+            sql.Identifier(self.o.archive_schema, archive_table), self._offer_values_query())).rowcount
+        tables[ARCHIVED_OFFER_VALUES] = {"archive_table": f"{self.o.archive_schema}.{archive_table}", "rows": rows,
+                                         "kind": "values", "columns": ["statusHistory", "originalTermsSnapshot"]}
         c.execute(
             sql.SQL("insert into {} (archive_id, app_schema, name, tables) values (%s, %s, %s, %s)").format(
                 sql.Identifier(self.o.meta_schema, "rollback_archives")),
@@ -528,36 +759,58 @@ class Runner:
         return "; " + "; ".join(parts)
 
     # dry run ---------------------------------------------------------------------------------
-    def _dry_run_script(self, m: Migration, direction: str, prisma: bool, archive_id: str | None = None) -> str:
-        q = lambda s: sql.Literal(s).as_string(self.conn)
+    def _q(self, value: str) -> str:
+        return sql.Literal(value).as_string(self.conn)
+
+    def _dry_run_head(self) -> list[str]:
+        return [
+            "BEGIN;",
+            f"SET LOCAL lock_timeout = {self._q(self.o.lock_timeout)};",
+            f"SET LOCAL statement_timeout = {self._q(self.o.statement_timeout)};",
+            f"SET LOCAL search_path TO {sql.Identifier(self.o.app_schema).as_string(self.conn)};",
+        ]
+
+    def _dry_run_up(self, m: Migration, prisma: bool, prisma_checksum: str, failed: list[PrismaRow]) -> str:
         app = sql.Identifier(self.o.app_schema).as_string(self.conn)
         meta = sql.Identifier(self.o.meta_schema).as_string(self.conn)
-        lines = [
-            f"-- csinfra migrate {direction} {m.name} (dry run: nothing was executed)",
-            "BEGIN;",
-            f"SET LOCAL lock_timeout = {q(self.o.lock_timeout)};",
-            f"SET LOCAL statement_timeout = {q(self.o.statement_timeout)};",
-            f"SET LOCAL search_path TO {app};",
-        ]
-        if direction == "up":
-            lines += [f"-- scripts/migrations/{m.name}/migration.sql (sha256 {m.checksum})", m.up_sql.rstrip()]
-            lines.append(f"-- ledger: create {meta}.schema_migrations/migration_log if absent, then")
-            lines.append(f"INSERT INTO {meta}.schema_migrations (app_schema, name, checksum, …) VALUES ({q(self.o.app_schema)}, {q(m.name)}, {q(m.checksum)}, …);")
-            if prisma:
-                lines.append(f"INSERT INTO {app}.\"{PRISMA_TABLE}\" (id, checksum, finished_at, migration_name, started_at, applied_steps_count) VALUES (gen_random_uuid(), {q(m.checksum)}, now(), {q(m.name)}, now(), 1);")
+        ledger = sql.Identifier(PRISMA_TABLE).as_string(self.conn)
+        lines = [f"-- csinfra migrate up {m.name} (dry run: nothing was executed)", *self._dry_run_head()]
+        for row in failed:
+            lines.append(f"UPDATE {app}.{ledger} SET rolled_back_at = now() WHERE id = {self._q(row.id)}; "
+                         "-- a failed ORM attempt, resolved as `prisma migrate resolve --rolled-back` does")
+        lines += [f"-- scripts/migrations/{m.name}/migration.sql (sha256 {m.checksum})", m.up_sql.rstrip()]
+        if m.extras_sql:
+            lines += [f"-- scripts/migrations/{m.name}/extras.sql (sha256 {m.extras_checksum})", m.extras_sql.rstrip()]
+        lines.append(f"-- ledger: create {meta}.schema_migrations/migration_log if absent, then")
+        lines.append(f"INSERT INTO {meta}.schema_migrations (app_schema, name, checksum, …) VALUES "
+                     f"({self._q(self.o.app_schema)}, {self._q(m.name)}, {self._q(m.checksum)}, …);")
+        if prisma:
+            lines.append(f"INSERT INTO {app}.{ledger} (id, checksum, finished_at, migration_name, started_at, applied_steps_count) "
+                         f"VALUES (gen_random_uuid(), {self._q(prisma_checksum)}, now(), {self._q(m.name)}, now(), 1);")
+        lines.append("COMMIT;")
+        return "\n".join(lines) + "\n"
+
+    def _dry_run_down(self, m: Migration, prisma: bool, archive_id: str, locked: list[str]) -> str:
+        app = sql.Identifier(self.o.app_schema).as_string(self.conn)
+        meta = sql.Identifier(self.o.meta_schema).as_string(self.conn)
+        lines = [f"-- csinfra migrate down {m.name} (dry run: nothing was executed)", *self._dry_run_head()]
+        tables = ", ".join(f"{app}.{sql.Identifier(t).as_string(self.conn)}" for t in locked)
+        lines.append(f"LOCK TABLE {tables} IN EXCLUSIVE MODE;")
+        if self.o.discard_data:
+            lines.append("-- --discard-data: the rows of audit_logs/analytics_events and offers' history and snapshots are NOT archived")
         else:
-            tables = ", ".join(f"{app}.{sql.Identifier(t).as_string(self.conn)}" for t in ARCHIVED_TABLES)
-            lines.append(f"LOCK TABLE {tables} IN EXCLUSIVE MODE;")
-            if self.o.discard_data:
-                lines.append("-- --discard-data: the rows of these tables are NOT archived")
-            else:
-                archive = sql.Identifier(self.o.archive_schema).as_string(self.conn)
-                for t in ARCHIVED_TABLES:
-                    lines.append(f"CREATE TABLE {archive}.\"{archive_id}__{t}\" AS TABLE {app}.\"{t}\";")
-            lines += [f"-- scripts/migrations/{m.name}/down.sql", m.down_sql.rstrip()]
-            if prisma:
-                lines.append(f"DELETE FROM {app}.\"{PRISMA_TABLE}\" WHERE migration_name = {q(m.name)};")
-            lines.append(f"DELETE FROM {meta}.schema_migrations WHERE app_schema = {q(self.o.app_schema)} AND name = {q(m.name)};")
+            archive = sql.Identifier(self.o.archive_schema).as_string(self.conn)
+            for t in ARCHIVED_TABLES:
+                lines.append(f"CREATE TABLE {archive}.{sql.Identifier(f'{archive_id}__{t}').as_string(self.conn)} "
+                             f"AS TABLE {app}.{sql.Identifier(t).as_string(self.conn)};")
+            values = sql.Identifier(f"{archive_id}__{ARCHIVED_OFFER_VALUES}").as_string(self.conn)
+            lines.append(f"CREATE TABLE {archive}.{values} AS {self._offer_values_query().as_string(self.conn)};")
+        lines += [f"-- scripts/migrations/{m.name}/down.sql", m.down_sql.rstrip()]
+        if prisma:
+            lines.append(f"DELETE FROM {app}.{sql.Identifier(PRISMA_TABLE).as_string(self.conn)} "
+                         f"WHERE migration_name = {self._q(m.name)};")
+        lines.append(f"DELETE FROM {meta}.schema_migrations WHERE app_schema = {self._q(self.o.app_schema)} "
+                     f"AND name = {self._q(m.name)};")
         lines.append("COMMIT;")
         return "\n".join(lines) + "\n"
 
@@ -583,32 +836,83 @@ def list_archives(conn: psycopg.Connection, meta_schema: str) -> list[Archive]:
     return [Archive(*r) for r in rows]
 
 
-def restore_archive(conn: psycopg.Connection, options: Options, archive_id: str) -> dict[str, int]:
-    """Copy an archive's rows back into the (re-applied) Phase 1 tables; rows already present are kept."""
+@dataclass(frozen=True)
+class Restored:
+    rows: dict[str, int]  # table -> rows inserted
+    values: dict[str, int]  # "statusHistory"/"originalTermsSnapshot" -> offers given their archived value
+    kept: dict[str, int]  # the same -> offers whose present value won
+    missing_offers: int  # archived offers no longer in the table
+
+
+def restore_archive(conn: psycopg.Connection, options: Options, archive_id: str) -> Restored:
+    """Put an archive back into the (re-applied) Phase 1 tables: the rows of audit_logs and analytics_events
+    (rows already present are kept) and offers' status histories and terms snapshots (a value the offer
+    holds already wins: a history the application has started again, a snapshot written since)."""
     archives = {a.archive_id: a for a in list_archives(conn, options.meta_schema)}
     conn.rollback()
     if archive_id not in archives:
         raise MigrationError(f"no rollback archive {archive_id!r} (see `csinfra migrate archives`)")
     archive = archives[archive_id]
-    restored: dict[str, int] = {}
+    rows: dict[str, int] = {}
+    values = {"statusHistory": 0, "originalTermsSnapshot": 0}
+    kept = {"statusHistory": 0, "originalTermsSnapshot": 0}
+    missing = 0
     with conn.transaction():
         conn.execute("select set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
                      (options.lock_timeout, options.statement_timeout))
         for table, info in archive.tables.items():
-            if not table_exists(conn, archive.app_schema, table):
+            if not table_exists(conn, archive.app_schema, table) or (
+                    info.get("kind") == "values" and not _has_column(conn, archive.app_schema, table, "statusHistory")):
                 raise MigrationError(
-                    f"{archive.app_schema}.{table} does not exist: apply the migration (`csinfra migrate up`) "
-                    "before restoring its archived rows"
+                    f"{archive.app_schema}.{table} has no Phase 1 tables/columns: apply the migration "
+                    "(`csinfra migrate up`) before restoring its archived values"
                 )
             src_schema, src_table = info["archive_table"].split(".", 1)
+            source = sql.Identifier(src_schema, src_table)
+            if info.get("kind") == "values":
+                stats = conn.execute(
+                    sql.SQL(
+                        """
+                        with archived as (select * from {archive}),
+                        matched as (
+                            select a.*, o."statusHistory" as current_history, o."originalTermsSnapshot" as current_snapshot
+                            from archived a join {offers} o on o.id = a.id
+                        ),
+                        updated as (
+                            update {offers} o
+                            set "statusHistory" = case when o."statusHistory" = '[]'::jsonb and m.status_history is not null
+                                                       then m.status_history else o."statusHistory" end,
+                                "originalTermsSnapshot" = coalesce(o."originalTermsSnapshot", m.original_terms_snapshot)
+                            from matched m
+                            where o.id = m.id
+                              and ((o."statusHistory" = '[]'::jsonb and m.status_history is not null)
+                                   or (o."originalTermsSnapshot" is null and m.original_terms_snapshot is not null))
+                            returning 1
+                        )
+                        select
+                            (select count(*) from matched where current_history = '[]'::jsonb and status_history is not null),
+                            (select count(*) from matched where current_snapshot is null and original_terms_snapshot is not null),
+                            (select count(*) from matched where current_history <> '[]'::jsonb and status_history is not null
+                                                             and current_history is distinct from status_history),
+                            (select count(*) from matched where current_snapshot is not null and original_terms_snapshot is not null
+                                                             and current_snapshot is distinct from original_terms_snapshot),
+                            (select count(*) from archived) - (select count(*) from matched),
+                            (select count(*) from updated)
+                        """
+                    ).format(archive=source, offers=sql.Identifier(archive.app_schema, table))
+                ).fetchone()
+                values = {"statusHistory": stats[0], "originalTermsSnapshot": stats[1]}
+                kept = {"statusHistory": stats[2], "originalTermsSnapshot": stats[3]}
+                missing = stats[4]
+                continue
             cols = [r[0] for r in conn.execute(
                 "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped order by attnum",
-                (sql.Identifier(src_schema, src_table).as_string(conn),),
+                (source.as_string(conn),),
             ).fetchall()]
             col_list = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
-            restored[table] = conn.execute(
+            rows[table] = conn.execute(
                 sql.SQL("insert into {} ({}) select {} from {} on conflict (id) do nothing").format(
-                    sql.Identifier(archive.app_schema, table), col_list, col_list, sql.Identifier(src_schema, src_table)
+                    sql.Identifier(archive.app_schema, table), col_list, col_list, source
                 )
             ).rowcount
         conn.execute(
@@ -616,7 +920,13 @@ def restore_archive(conn: psycopg.Connection, options: Options, archive_id: str)
                 sql.Identifier(options.meta_schema, "rollback_archives")),
             (archive_id,),
         )
-    return restored
+    return Restored(rows=rows, values=values, kept=kept, missing_offers=missing)
+
+
+def _has_column(conn: psycopg.Connection, schema: str, table: str, column: str) -> bool:
+    from .schema import column_exists
+
+    return column_exists(conn, schema, table, column)
 
 
 # -- status -------------------------------------------------------------------------------------
@@ -624,21 +934,25 @@ def restore_archive(conn: psycopg.Connection, options: Options, archive_id: str)
 class MigrationStatus:
     name: str
     checksum: str
+    state: str
     applied: bool
     ledger: dict | None
     checksum_ok: bool | None
     prisma: list[dict] | None  # None: no _prisma_migrations table
+    prisma_state: str
     schema_ok: bool
     problems: list[str]
 
     def as_dict(self) -> dict:
         return {
-            "name": self.name, "checksum": self.checksum, "applied": self.applied, "ledger": self.ledger,
-            "checksumOk": self.checksum_ok, "prisma": self.prisma, "schemaOk": self.schema_ok, "problems": self.problems,
+            "name": self.name, "checksum": self.checksum, "state": self.state, "applied": self.applied,
+            "ledger": self.ledger, "checksumOk": self.checksum_ok, "prisma": self.prisma, "prismaState": self.prisma_state,
+            "schemaOk": self.schema_ok, "problems": self.problems,
         }
 
 
 def status(conn: psycopg.Connection, options: Options) -> list[MigrationStatus]:
+    """Both ledgers and the live schema, for every migration. `problems` lists what needs an operator."""
     runner = Runner(conn, options)
     result = []
     if not schema_exists(conn, options.app_schema):
@@ -649,36 +963,71 @@ def status(conn: psycopg.Connection, options: Options) -> list[MigrationStatus]:
         ours = ours_all.get(m.name)
         prisma = prisma_rows(conn, options.app_schema, m.name)
         conn.rollback()
+        finished = [r for r in (prisma or []) if r.finished]
+        failed = [r for r in (prisma or []) if r.failed]
         problems: list[str] = []
+        state = "not applied"
         missing_tables = [t for t in m.altered_tables if not table_exists(conn, options.app_schema, t)]
         conn.rollback()
         if missing_tables:
             problems.append(f"application table {options.app_schema}.{missing_tables[0]} does not exist")
+            state = "application tables missing"
         else:
-            problems += runner.schema_problems(m, applied=ours is not None)
-        prisma_done = [r for r in (prisma or []) if r.finished_at and not r.rolled_back_at]
-        if prisma is not None and (ours is not None) != bool(prisma_done):
+            s = runner.schema_state(m)
+            if ours is not None:
+                state = "applied"
+                problems += [d.describe(options.app_schema) for d in s.orm_mismatched + s.extras_mismatched]
+            elif finished and s.orm_applied:
+                state = "applied by the ORM"
+                if s.extras_absent and m.extras_sql:
+                    problems.append(f"applied by the ORM ({PRISMA_TABLE} row {finished[-1].id}) but not adopted: csinfra's "
+                                    f"extras are missing; `csinfra migrate up` adopts it and adds them")
+                elif not s.extras_applied:
+                    problems.append(f"applied by the ORM; csinfra's extras differ: "
+                                    f"{_differences(s.extras_mismatched, options.app_schema)}")
+                else:
+                    problems.append("applied by the ORM, extras present, but the csinfra ledger does not record it; "
+                                    "`csinfra migrate up` adopts it")
+            elif finished:
+                state = "ORM ledger disagrees with the schema"
+                problems.append(f"{PRISMA_TABLE} records {m.name} as applied but the schema differs: "
+                                f"{_differences(s.orm_mismatched, options.app_schema)}")
+            elif not s.orm_absent or not s.extras_absent:
+                state = "partially applied"
+                problems += [f"{d.kind} {options.app_schema}.{d.name} exists but no ledger records {m.name}"
+                             for d in s.orm_present + s.extras_present]
+        for row in failed:
             problems.append(
-                f"{PRISMA_TABLE} {'records' if prisma_done else 'does not record'} {m.name} as applied "
-                f"but the csinfra ledger {'does not' if ours is None else 'does'}"
+                f"{PRISMA_TABLE} holds a failed attempt of {m.name} (row {row.id}, started {row.started_at:%Y-%m-%d %H:%M:%S}): "
+                "`prisma migrate deploy` refuses every later migration (P3009) until it is resolved; "
+                "`csinfra migrate up` marks it rolled back (as `prisma migrate resolve --rolled-back` does) and applies "
+                f"{m.name}"
             )
+        if prisma is not None and ours is not None and not finished:
+            problems.append(f"the csinfra ledger records {m.name} as applied but {PRISMA_TABLE} does not: "
+                            "`prisma migrate deploy` would run it again and fail")
         if ours is not None and ours.checksum != m.checksum:
             problems.append(f"checksum changed: ledger {ours.checksum[:12]}…, file {m.checksum[:12]}…")
+        if prisma is None:
+            prisma_state = "no _prisma_migrations table"
+        elif finished:
+            prisma_state = "applied" + ("" if finished[-1].checksum == m.checksum else " (another file's checksum)")
+        elif failed:
+            prisma_state = "failed attempt"
+        else:
+            prisma_state = "pending"
         result.append(MigrationStatus(
             name=m.name,
             checksum=m.checksum,
+            state=state,
             applied=ours is not None,
             ledger=None if ours is None else {
                 "appliedAt": ours.applied_at.isoformat(), "appliedBy": ours.applied_by,
-                "durationMs": ours.duration_ms, "checksum": ours.checksum,
+                "durationMs": ours.duration_ms, "checksum": ours.checksum, "extrasChecksum": ours.extras_checksum,
             },
             checksum_ok=None if ours is None else ours.checksum == m.checksum,
-            prisma=None if prisma is None else [
-                {"id": r.id, "checksum": r.checksum, "finishedAt": r.finished_at.isoformat() if r.finished_at else None,
-                 "rolledBackAt": r.rolled_back_at.isoformat() if r.rolled_back_at else None,
-                 "checksumOk": r.checksum == m.checksum}
-                for r in prisma
-            ],
+            prisma=None if prisma is None else [r.as_dict(m.checksum) for r in prisma],
+            prisma_state=prisma_state,
             schema_ok=not problems,
             problems=problems,
         ))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -89,7 +90,7 @@ def test_dry_run_prints_sql_and_changes_nothing(pre_db):
     assert 'CREATE TYPE "TrustTier"' in result.stdout
     assert "SET LOCAL lock_timeout = '3s'" in result.stdout
     assert pre_db.dump_schema() == before
-    assert not pre_db.scalar("select to_regnamespace('csinfra_meta') is not null")
+    assert ledger_count(pre_db) == 0
     status = pre_db.cli("migrate", "status", "--dry-run", check=True)
     assert "nothing was executed" in status.stdout and "pg_attribute" in status.stdout
     assert pre_db.dump_schema() == before
@@ -101,7 +102,14 @@ def test_dry_run_prints_sql_and_changes_nothing(pre_db):
 
 
 # -- ledgers -----------------------------------------------------------------------------------------
+def earlier_prisma_rows(db) -> list:
+    with db.connect(autocommit=True) as conn:
+        return conn.execute("select * from _prisma_migrations where migration_name <> %s order by id", (NAME,)).fetchall()
+
+
 def test_prisma_ledger_records_the_migration_like_the_orm_and_down_removes_it(pre_db):
+    earlier = earlier_prisma_rows(pre_db)
+    assert len(earlier) == 4  # the application's ledger, as scripts/app_schema/pre_phase1.sql has it
     pre_db.cli("migrate", "up", check=True)
     with pre_db.connect(autocommit=True) as conn:
         row = conn.execute(
@@ -117,8 +125,8 @@ def test_prisma_ledger_records_the_migration_like_the_orm_and_down_removes_it(pr
     assert ours[0] == checksum and ours[3] == rid and "postgres" in ours[1] and ours[2] >= 0
     pre_db.cli("migrate", "down", check=True)
     assert pre_db.scalar("select count(*) from _prisma_migrations where migration_name = %s", (NAME,)) == 0
-    # the earlier migration's row is untouched
-    assert pre_db.scalar("select count(*) from _prisma_migrations") == 1
+    # the earlier migrations' rows are untouched
+    assert earlier_prisma_rows(pre_db) == earlier
     assert pre_db.scalar("select array_agg(action order by id)::text from csinfra_meta.migration_log") == "{up,down}"
 
 
@@ -129,25 +137,6 @@ def test_without_an_orm_ledger_nothing_is_invented(pre_db):
     assert "no _prisma_migrations table" in result.stdout
     assert not pre_db.scalar("select to_regclass('public._prisma_migrations') is not null")
     assert ledger_count(pre_db) == 1
-
-
-def test_a_migration_the_orm_already_applied_is_adopted_not_rerun(pre_db):
-    with pre_db.connect() as conn:
-        conn.execute("set search_path to public")
-        conn.execute(UP_FILE.read_text())
-        conn.execute(
-            "insert into _prisma_migrations (id, checksum, finished_at, migration_name, started_at, applied_steps_count) "
-            "values (gen_random_uuid()::text, %s, now(), %s, now(), 1)",
-            (hashlib.sha256(UP_FILE.read_bytes()).hexdigest(), NAME),
-        )
-        conn.commit()
-    before = pre_db.dump_schema()
-    result = pre_db.cli("migrate", "up", check=True)
-    assert "adopted" in result.stdout
-    assert pre_db.dump_schema() == before
-    assert ledger_count(pre_db) == 1
-    status = json.loads(pre_db.cli("migrate", "status", "--json", check=True).stdout)
-    assert status["migrations"][0]["applied"] and status["migrations"][0]["schemaOk"]
 
 
 def test_a_changed_applied_file_is_refused(pre_db, tmp_path):
@@ -245,7 +234,7 @@ def test_a_failing_statement_rolls_back_everything(pre_db):
     # a statement_timeout nothing can meet: the step fails part-way through the file
     _assert_clean_failure(pre_db.cli("migrate", "up", "--statement-timeout", "1ms"), "nothing changed")
     assert pre_db.dump_schema() == before
-    assert not pre_db.scalar("select to_regnamespace('csinfra_meta') is not null")
+    assert ledger_count(pre_db) == 0
 
 
 # -- safety on a live database -------------------------------------------------------------------------------
@@ -324,8 +313,8 @@ def test_migration_under_live_writes_loses_no_write(pre_db):
                     with conn.transaction():
                         conn.execute('update creator_profiles set bio = %s, "updatedAt" = now() where id = %s', (bio, cid))
                         conn.execute(
-                            'insert into offers (id, "hostProfileId", "creatorProfileId", "propertyId", "cashCents", '
-                            '"updatedAt") values (%s, %s, %s, %s, 20000, now())',
+                            'insert into offers (id, "hostProfileId", "creatorProfileId", "propertyId", "offerType", '
+                            '"cashCents", "updatedAt") values (%s, %s, %s, %s, \'cash\', 20000, now())',
                             (oid, host, cid, prop),
                         )
                 except psycopg.Error as exc:  # a failed write is not "lost": it was never acknowledged
@@ -360,11 +349,17 @@ def test_migration_under_live_writes_loses_no_write(pre_db):
 
 
 # -- rollback archives ----------------------------------------------------------------------------------------
+def archive_id_of(output: str) -> str:
+    match = re.search(r"^archived .* as (r\w+); restore with", output, re.MULTILINE)
+    assert match, output
+    return match.group(1)
+
+
 def _insert_events(db, n: int, prefix: str) -> None:
     with db.connect() as conn:
         conn.execute(
-            """insert into audit_logs (id, action, "actorType", "targetType", "targetId", metadata, "ipAddress")
-               select %s || g, 'offer.created', 'user', 'Offer', 'o' || g, jsonb_build_object('n', g), '10.0.0.1'
+            """insert into audit_logs (id, action, "actorType", "actorId", "targetType", "targetId", metadata, "ipAddress")
+               select %s || g, 'offer.created', 'user', 'u' || g, 'Offer', 'o' || g, jsonb_build_object('n', g), '10.0.0.1'
                from generate_series(1, %s) g""",
             (prefix, n),
         )
@@ -389,7 +384,7 @@ def test_rollback_archives_rows_and_restores_them(applied_db):
     original = _events(applied_db)
     down = applied_db.cli("migrate", "down", check=True)
     assert "archived 25 audit_logs, 50 analytics_events" in down.stdout
-    archive_id = down.stdout.split(" as ")[1].split(";")[0]
+    archive_id = archive_id_of(down.stdout)
     listed = applied_db.cli("migrate", "archives", check=True).stdout
     assert archive_id[:12] in listed
     # restoring before the tables exist is refused with the way out
@@ -411,24 +406,25 @@ def test_several_rollbacks_never_collide_and_discard_data_skips_the_archive(appl
     for i in range(2):
         _insert_events(applied_db, 3 + i, f"x{i}_")
         down = applied_db.cli("migrate", "down", check=True)
-        ids.append(down.stdout.split(" as ")[1].split(";")[0])
+        ids.append(archive_id_of(down.stdout))
         applied_db.cli("migrate", "up", check=True)
     assert ids[0] != ids[1]
     assert applied_db.scalar("select count(*) from csinfra_meta.rollback_archives") == 2
     tables_before = applied_db.scalar("select count(*) from pg_tables where schemaname = 'csinfra_archive'")
-    assert tables_before == 4
+    assert tables_before == 6  # audit_logs, analytics_events and offers' values, per rollback
     _insert_events(applied_db, 5, "gone")
     discarded = applied_db.cli("migrate", "down", "--discard-data", check=True)
-    assert "--discard-data: 5 audit_logs, 10 analytics_events rows were dropped" in discarded.stdout
+    assert "--discard-data: 5 audit_logs, 10 analytics_events, 0 offers' statusHistory/originalTermsSnapshot values " \
+           "were dropped" in discarded.stdout
     assert applied_db.scalar("select count(*) from pg_tables where schemaname = 'csinfra_archive'") == tables_before
     details = applied_db.scalar("select details from csinfra_meta.migration_log where action = 'down' order by id desc limit 1")
-    assert details["discarded_rows"] == {"audit_logs": 5, "analytics_events": 10}
+    assert details["discarded_rows"] == {"audit_logs": 5, "analytics_events": 10, "offers": 0}
 
 
 def test_rollback_waits_for_writers_so_no_event_lands_after_the_archive(applied_db):
     """A writer mid-transaction on audit_logs: the rollback waits (lock_timeout, retry) rather than lose its row."""
     writer = applied_db.connect()
-    writer.execute("insert into audit_logs (id, action, \"actorType\", \"targetType\") values ('late', 'system.x', 'system', 'X')")
+    writer.execute("insert into audit_logs (id, action, \"actorType\", \"actorId\", \"targetType\", \"targetId\") values ('late', 'system.x', 'system', 'system', 'X', 'x1')")
 
     def commit_later():
         time.sleep(1.0)
@@ -442,3 +438,54 @@ def test_rollback_waits_for_writers_so_no_event_lands_after_the_archive(applied_
         t.join()
         writer.close()
     assert "archived 1 audit_logs" in down.stdout
+
+
+def _offer_values(db) -> dict[str, tuple]:
+    with db.connect(autocommit=True) as conn:
+        return {r[0]: (r[1], r[2]) for r in conn.execute('select id, "statusHistory", "originalTermsSnapshot" from offers')}
+
+
+def test_rollback_keeps_every_value_that_cannot_be_derived_again(applied_db):
+    """statusHistory and the snapshots the application wrote are archived with the event rows and put back by
+    restore-archive; reconstructed snapshots are not (the backfill derives them again); values written since
+    the re-apply win over archived ones."""
+    _insert_events(applied_db, 7, "v")
+    entry = '[{"fromStatus": "pending", "toStatus": "accepted", "changedBy": "creator", "changedAt": "2026-03-01T10:00:00.000Z"}]'
+    with applied_db.connect() as conn:
+        ids = [r[0] for r in conn.execute("select id from offers order by id limit 40")]
+        history, written, rebuilt = ids[:15], ids[10:25], ids[25:40]
+        conn.execute("""update offers set "statusHistory" = %s::jsonb where id = any(%s)""", (entry, history))
+        conn.execute("""update offers set "originalTermsSnapshot" = jsonb_build_object('cashCents', "cashCents", 'snapshotAt', id)
+                        where id = any(%s)""", (written,))
+        conn.execute("""update offers set "originalTermsSnapshot" = '{"cashCents": 1, "reconstructed": true}' where id = any(%s)""",
+                     (rebuilt,))
+        conn.commit()
+    before = _offer_values(applied_db)
+    events = _events(applied_db)
+    down = applied_db.cli("migrate", "down", check=True)
+    assert "archived 7 audit_logs, 14 analytics_events, 25 offers' statusHistory/originalTermsSnapshot values" in down.stdout
+    archive_id = archive_id_of(down.stdout)
+    applied_db.cli("migrate", "up", check=True)
+    # written by the application since the re-apply: these values win over the archive
+    newer = '[{"fromStatus": "pending", "toStatus": "declined", "changedBy": "creator", "changedAt": "2026-12-01T00:00:00.000Z"}]'
+    with applied_db.connect() as conn:
+        conn.execute("""update offers set "statusHistory" = %s::jsonb where id = %s""", (newer, history[0]))
+        conn.execute("""update offers set "originalTermsSnapshot" = '{"cashCents": 99}' where id = %s""", (written[-1],))
+        conn.commit()
+    restored = applied_db.cli("migrate", "restore-archive", archive_id, check=True)
+    assert "restored 7 audit_logs, 14 analytics_events, 14 offers' statusHistory, 14 offers' originalTermsSnapshot" in restored.stdout
+    assert "kept the values already present: 1 statusHistory, 1 originalTermsSnapshot" in restored.stdout
+    after = _offer_values(applied_db)
+    assert _events(applied_db) == events
+    for oid, (hist, snap) in before.items():
+        if oid == history[0]:
+            assert after[oid][0] == json.loads(newer)
+        elif oid == written[-1]:
+            assert after[oid][1] == {"cashCents": 99}
+        else:
+            expected_snapshot = None if oid in rebuilt else snap
+            assert after[oid] == (hist, expected_snapshot), oid
+    # a second restore changes nothing
+    again = applied_db.cli("migrate", "restore-archive", archive_id, check=True)
+    assert "restored 0 audit_logs, 0 analytics_events, 0 offers' statusHistory, 0 offers' originalTermsSnapshot" in again.stdout
+    assert _offer_values(applied_db) == after

@@ -1,18 +1,23 @@
--- Rollback of 20260203_infrastructure_phase1: removes exactly the objects migration.sql creates.
--- The csinfra runner archives the rows of audit_logs and analytics_events before this file runs
--- (unless the operator passes --discard-data). Dropping columns is metadata-only in PostgreSQL.
+-- Rollback of 20260203_infrastructure_phase1: removes exactly what migration.sql and extras.sql
+-- create, nothing else. The csinfra runner archives every value that cannot be derived again first
+-- (the rows of audit_logs and analytics_events, offers' statusHistory and the terms snapshots that
+-- are not marked reconstructed), unless the operator passes --discard-data. Dropping columns is
+-- metadata-only in PostgreSQL. The extras are dropped IF EXISTS: a Phase 1 that the ORM applied
+-- and csinfra never adopted has none.
 
+-- extras.sql
+DROP TRIGGER IF EXISTS "offers_guard_terms_and_history" ON "offers";
+
+DROP FUNCTION IF EXISTS "offers_guard_terms_and_history"();
+
+ALTER TABLE "creator_profiles" DROP CONSTRAINT IF EXISTS "creator_profiles_profileCompleteness_range";
+
+-- migration.sql (audit_logs' triggers go with the table)
 DROP TABLE "audit_logs";
 
 DROP TABLE "analytics_events";
 
-DROP FUNCTION "audit_logs_append_only"();
-
-DROP TRIGGER "offers_guard_terms_and_history" ON "offers";
-
-DROP FUNCTION "offers_guard_terms_and_history"();
-
-ALTER TABLE "creator_profiles" DROP CONSTRAINT "creator_profiles_profileCompleteness_range";
+DROP FUNCTION IF EXISTS "audit_logs_append_only"();
 
 ALTER TABLE "offers" DROP COLUMN "originalTermsSnapshot",
 DROP COLUMN "statusHistory",
