@@ -6,12 +6,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_CREATORS ?= 10000
 BENCH_SIZES   ?= 100000 1000000
+BENCH_SEQUENCE_CREATORS ?= 100000
 BENCH_MARTS_CREATORS ?= 1000000
 BENCH_MARTS_EVENTS   ?= 10000000
 # `make demo` always uses the embedded server, never a database named by your environment.
 EMBEDDED := env -u DATABASE_URL -u PGHOST -u PGHOSTADDR -u PGPORT -u PGDATABASE -u PGUSER -u PGSERVICE
 
-.PHONY: install browser demo test lint lint-sql lint-python test-python bench bench-backfill bench-marts clean db-stop
+PRISMA_STAMP := prisma/node_modules/.installed-$(shell cat prisma/package-lock.json | cksum | cut -d' ' -f1)
+
+.PHONY: install browser prisma demo test lint lint-sql lint-python test-python bench bench-backfill bench-marts bench-sequence clean db-stop
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +35,17 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	  else echo "make test needs chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
+# The application's ORM CLI (Prisma 6.19), which the tests run against the migrated database: Node.js and
+# npm from the machine, the pinned packages from the npm registry (install scripts off: nothing is downloaded
+# from outside the registry).
+$(PRISMA_STAMP): prisma/package.json prisma/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "make test needs Node.js and npm (for the ORM's own CLI): sudo apt-get install nodejs npm" >&2; exit 1; }
+	cd prisma && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@rm -f prisma/node_modules/.installed-*
+	@touch $@
+
+prisma: $(PRISMA_STAMP)
+
 demo: install
 	$(EMBEDDED) $(BIN)/csinfra db reset --yes
 	$(EMBEDDED) $(BIN)/csinfra demo-data --creators $(DEMO_CREATORS)
@@ -44,25 +58,28 @@ demo: install
 	$(EMBEDDED) $(BIN)/csinfra marts
 	$(EMBEDDED) $(BIN)/csinfra report --out report.html
 
-test: install browser lint test-python
+test: install browser prisma lint test-python
 
 lint: lint-sql lint-python
 
 lint-sql: install
-	$(BIN)/squawk --config .squawk.toml scripts/migrations/*/migration.sql
+	$(BIN)/squawk --config .squawk.toml scripts/migrations/*/migration.sql scripts/migrations/*/extras.sql
 	$(BIN)/squawk --config scripts/migrations/squawk-down.toml scripts/migrations/*/down.sql
 	$(EMBEDDED) sh -c 'eval "$$($(BIN)/csinfra db env)" && $(BIN)/sqlfluff lint models'
 
 lint-python: install
 	$(BIN)/ruff check src tests/python scripts
 
-test-python: install browser
+test-python: install browser prisma
 	$(BIN)/pytest
 
-bench: bench-backfill bench-marts
+bench: bench-backfill bench-sequence bench-marts
 
 bench-backfill: install
 	$(EMBEDDED) $(BIN)/python scripts/bench/run.py --sizes $(BENCH_SIZES)
+
+bench-sequence: install
+	$(EMBEDDED) $(BIN)/python scripts/bench/sequence.py --creators $(BENCH_SEQUENCE_CREATORS)
 
 bench-marts: install
 	$(EMBEDDED) $(BIN)/python scripts/bench/marts.py --creators $(BENCH_MARTS_CREATORS) --analytics-events $(BENCH_MARTS_EVENTS)
@@ -71,4 +88,4 @@ db-stop:
 	-$(BIN)/csinfra db stop
 
 clean: db-stop
-	rm -rf $(VENV) .csinfra target logs .pytest_cache .hypothesis report.html
+	rm -rf $(VENV) .csinfra target logs .pytest_cache .hypothesis report.html prisma/node_modules
