@@ -1,5 +1,7 @@
-{#- on-run-end: one summary audit row per dbt invocation that ran a write-back model (SPEC section 6),
-    with each model's counts and the run's duration. Nothing when no write-back model ran. -#}
+{#- on-run-end: one summary audit row per dbt invocation whose write-back changed something (SPEC section 6),
+    with each model's counts and the run's duration. Nothing when no write-back model ran, and nothing when
+    the write-back found every row already right: a run on unchanged data writes nothing at all to the
+    application's tables (csinfra.writeback_log, the project's own table, still records it). -#}
 {% macro csinfra_record_backfill_run(results) %}
     {%- if not execute -%}{{ return('') }}{%- endif -%}
     {%- set ran = [] -%}
@@ -17,7 +19,7 @@
         {{ csinfra_new_id("'" ~ invocation_id ~ "'") }},
         'admin.backfill_infrastructure',
         'system',
-        'csinfra-backfill',
+        'system',
         'System',
         '{{ invocation_id }}',
         jsonb_build_object(
@@ -46,6 +48,7 @@
         ),
         (now() at time zone 'UTC')::timestamp(3)
     from {{ log_rel }}
-    where invocation_id = '{{ invocation_id }}';
+    where invocation_id = '{{ invocation_id }}'
+    having coalesce(sum(written), 0) + coalesce(sum(skipped), 0) + coalesce(sum(retried), 0) + coalesce(sum(audit_rows), 0) > 0;
     commit;
 {% endmacro %}

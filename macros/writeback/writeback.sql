@@ -238,7 +238,7 @@
             {{ csinfra_new_id('written.key') }},
             '{{ ctx.audit.action }}',
             'system',
-            null,
+            'system',
             '{{ ctx.audit.target_type }}',
             written.key,
             jsonb_strip_nulls(jsonb_build_object(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +53,23 @@ class BackfillResult:
     seconds: float = 0.0
     log_path: Path | None = None
     interrupted_before: list[str] = field(default_factory=list)
+    dbt: dict[str, int] = field(default_factory=dict)
+
+
+def run_results(since: float = 0.0) -> dict[str, int]:
+    """Counts by status of the last dbt invocation, from dbt's own target/run_results.json (when it was
+    written after `since`, a time.time(): dbt writes none when it stops before running anything)."""
+    path = project_root() / "target" / "run_results.json"
+    try:
+        if path.stat().st_mtime < since:
+            return {}
+        results = json.loads(path.read_text()).get("results", [])
+    except (OSError, ValueError):
+        return {}
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[str(r.get("status"))] = counts.get(str(r.get("status")), 0) + 1
+    return counts
 
 
 def _log_rows(conn: psycopg.Connection, since: datetime) -> list[ModelProgress]:
@@ -97,13 +115,18 @@ def run_backfill(
     lock_timeout: str | None = None,
     on_progress: Callable[[list[ModelProgress]], None] | None = None,
     poll_seconds: float = 0.5,
+    write_back_only: bool = False,
 ) -> BackfillResult:
-    """Run the write-back models (and the views they read) through dbt, polling progress from the run log."""
+    """`dbt run` of the whole project, as the deployment guide runs it (the views, the write-back, then the
+    event models and marts, so a plain `dbt test` afterwards finds everything it tests), polling progress
+    from the write-back's run log. `only` or `write_back_only` run just the write-back models and what
+    they read (then `csinfra verify` or `dbt test --select +wb_creator_profiles +wb_offers` checks them)."""
     with target.connect(autocommit=True) as conn:
         require_phase1(conn, app_schema)
         earlier = interrupted_runs(conn)
         since = conn.execute("select now()").fetchone()[0]
     models = [WRITEBACK_MODELS[only]] if only else list(WRITEBACK_MODELS.values())
+    selection = ["--select", *[f"+{m}" for m in models]] if only or write_back_only else []
     vars_: dict = {}
     if batch_size:
         vars_["writeback_batch_size"] = batch_size
@@ -112,7 +135,8 @@ def run_backfill(
     log_path = project_root() / "target" / "csinfra_backfill.log"
     log_path.parent.mkdir(exist_ok=True)
     started = time.monotonic()
-    proc = run_dbt(target, app_schema, ["run", "--select", *[f"+{m}" for m in models]], vars_ or None, log_path)
+    wall_start = time.time()
+    proc = run_dbt(target, app_schema, ["run", *selection], vars_ or None, log_path)
     progress: list[ModelProgress] = []
     with target.connect(autocommit=True) as conn:
         while True:
@@ -127,7 +151,7 @@ def run_backfill(
                 break
             time.sleep(poll_seconds)
     return BackfillResult(returncode=proc.returncode, models=progress, seconds=time.monotonic() - started,
-                          log_path=log_path, interrupted_before=earlier)
+                          log_path=log_path, interrupted_before=earlier, dbt=run_results(wall_start))
 
 
 # -- verify ---------------------------------------------------------------------------------------------

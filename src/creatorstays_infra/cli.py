@@ -123,7 +123,15 @@ def db_env() -> None:
 def demo_data(
     creators: Annotated[int, typer.Option("--creators", min=1, help="How many creators (offers ≈ 3×, hosts = creators/10).")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same data.")] = 42,
-    reset: Annotated[bool, typer.Option("--reset", help="Drop and recreate the application tables first (demo databases only!).")] = False,
+    reset: Annotated[bool, typer.Option(
+        "--reset",
+        help="Drop the application tables (and Phase 1, and csinfra's schemas) first. Only on the embedded server "
+             "or a database demo-data created; anything else needs --confirm-database.",
+    )] = False,
+    confirm_database: Annotated[str | None, typer.Option(
+        "--confirm-database", metavar="NAME",
+        help="Allow --reset / --events-only on a database demo-data did not create, by naming it.",
+    )] = None,
     events_only: Annotated[bool, typer.Option(
         "--events-only",
         help="Only fill Phase 1's (empty) audit_logs and analytics_events from the offers and collaborations already there.",
@@ -139,12 +147,15 @@ def demo_data(
     missing events, as real streams have); `--events-only` does just that on an existing demo database."""
     from . import demo
 
-    with connect() as conn:
+    t = target()
+    with t.connect() as conn:
         if events_only:
-            summary = demo.generate_events(conn, state.app_schema, seed=seed, analytics_events=analytics_events)
+            summary = demo.generate_events(conn, state.app_schema, seed=seed, analytics_events=analytics_events,
+                                           confirm_database=confirm_database)
         else:
-            summary = demo.generate(conn, state.app_schema, creators=creators, seed=seed, reset=reset,
-                                    analytics_events=analytics_events)
+            summary = demo.generate(conn, state.app_schema, creators=creators, seed=seed, reset_first=reset,
+                                    analytics_events=analytics_events, embedded=t.source == "embedded",
+                                    confirm_database=confirm_database)
     rows = ", ".join(f"{n:,} {t}" for t, n in summary.rows.items())
     out.print(f"demo data in schema {state.app_schema}: {rows} ({summary.seconds:.1f} s)", markup=False)
 
@@ -209,6 +220,11 @@ StatementTimeoutOpt = Annotated[str, typer.Option("--statement-timeout", help="s
 RetriesOpt = Annotated[int, typer.Option("--retries", min=0, help="Retries after a lock timeout (exponential backoff).")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the SQL that would run; change nothing.")]
 LockWaitOpt = Annotated[float, typer.Option("--lock-wait", min=0, help="Seconds to wait for another runner's migration lock.")]
+PrismaFileOpt = Annotated[Path | None, typer.Option(
+    "--prisma-migration-file", envvar="CSINFRA_PRISMA_MIGRATION_FILE", metavar="PATH",
+    help="The application repository's own prisma/migrations/<name>/migration.sql, when it is not ours byte for "
+         "byte: checked to create the same schema; its checksum goes into _prisma_migrations.",
+)]
 
 
 def _options(**kwargs):
@@ -238,15 +254,23 @@ def _run_step(direction: str, options) -> None:
                 if result.prisma:
                     line += f"; _prisma_migrations: {result.prisma}"
                 out.print(line, markup=False)
+                for note in result.notes:
+                    out.print(f"  {note}", markup=False)
                 if result.archive_id:
-                    rows = ", ".join(f"{n:,} {t}" for t, n in result.archived_rows.items())
-                    out.print(f"archived {rows} as {result.archive_id}; restore with "
-                              f"`csinfra migrate up && csinfra migrate restore-archive {result.archive_id}`", markup=False)
+                    out.print(f"archived {_archived(result.archived_rows)} as {result.archive_id}; restore with "
+                              f"`csinfra migrate up && csinfra migrate restore-archive {result.archive_id}` "
+                              "(before the next backfill)", markup=False)
                 elif direction == "down" and result.action == "rolled back":
-                    rows = ", ".join(f"{n:,} {t}" for t, n in result.archived_rows.items())
-                    out.print(f"--discard-data: {rows} rows were dropped without an archive", markup=False)
+                    out.print(f"--discard-data: {_archived(result.archived_rows)} were dropped without an archive", markup=False)
         finally:
             runner.release()
+
+
+def _archived(counts: dict[str, int]) -> str:
+    parts = [f"{n:,} {t}" for t, n in counts.items() if t != "offers"]
+    if "offers" in counts:
+        parts.append(f"{counts['offers']:,} offers' statusHistory/originalTermsSnapshot values")
+    return ", ".join(parts)
 
 
 @migrate_app.command("up")
@@ -256,22 +280,28 @@ def migrate_up(
     statement_timeout: StatementTimeoutOpt = "5min",
     retries: RetriesOpt = 5,
     lock_wait: LockWaitOpt = 60.0,
+    prisma_migration_file: PrismaFileOpt = None,
 ) -> None:
-    """Apply the Phase 1 migration (one transaction; a no-op when already applied)."""
+    """Apply the Phase 1 migration (one transaction; a no-op when already applied).
+
+    Where the ORM applied it already, adopt it (add only csinfra's extras); a failed ORM attempt is
+    marked rolled back first, as `prisma migrate resolve --rolled-back` does."""
     _run_step("up", _options(dry_run=dry_run, lock_timeout=lock_timeout, statement_timeout=statement_timeout,
-                             retries=retries, lock_wait_seconds=lock_wait))
+                             retries=retries, lock_wait_seconds=lock_wait, prisma_migration_file=prisma_migration_file))
 
 
 @migrate_app.command("down")
 def migrate_down(
     dry_run: DryRunOpt = False,
-    discard_data: Annotated[bool, typer.Option("--discard-data", help="Drop audit_logs/analytics_events rows WITHOUT archiving them.")] = False,
+    discard_data: Annotated[bool, typer.Option(
+        "--discard-data", help="Drop audit_logs/analytics_events rows, statusHistory and snapshots WITHOUT archiving them.")] = False,
     lock_timeout: LockTimeoutOpt = "3s",
     statement_timeout: StatementTimeoutOpt = "5min",
     retries: RetriesOpt = 5,
     lock_wait: LockWaitOpt = 60.0,
 ) -> None:
-    """Roll Phase 1 back; rows of audit_logs and analytics_events are archived first."""
+    """Roll Phase 1 back. Every value that cannot be derived again is archived first: the rows of audit_logs and
+    analytics_events, offers' statusHistory and the terms snapshots the application wrote."""
     _run_step("down", _options(dry_run=dry_run, discard_data=discard_data, lock_timeout=lock_timeout,
                                statement_timeout=statement_timeout, retries=retries, lock_wait_seconds=lock_wait))
 
@@ -299,21 +329,13 @@ def migrate_status(
         print(json.dumps({"appSchema": state.app_schema, "migrations": [s.as_dict() for s in statuses]}, indent=2))
     else:
         table = Table(title=f"Migrations in schema {state.app_schema}")
-        for col in ("migration", "csinfra ledger", "_prisma_migrations", "schema"):
+        for col in ("migration", "state", "csinfra ledger", "_prisma_migrations", "schema"):
             table.add_column(col)
         for s in statuses:
             ledger = "not applied" if not s.applied else f"applied {s.ledger['appliedAt'][:19]} by {s.ledger['appliedBy']}"
             if s.checksum_ok is False:
                 ledger += " [checksum changed]"
-            if s.prisma is None:
-                prisma = "no table"
-            elif not s.prisma:
-                prisma = "no row"
-            else:
-                last = s.prisma[-1]
-                prisma = ("rolled back" if last["rolledBackAt"] else "finished" if last["finishedAt"] else "started")
-                prisma += "" if last["checksumOk"] else " [other checksum]"
-            table.add_row(s.name, ledger, prisma, "matches" if s.schema_ok else f"{len(s.problems)} problem(s)")
+            table.add_row(s.name, s.state, ledger, s.prisma_state, "ok" if s.schema_ok else f"{len(s.problems)} problem(s)")
         out.print(table)
         for s in statuses:
             for p in s.problems:
@@ -324,7 +346,7 @@ def migrate_status(
 
 @migrate_app.command("archives")
 def migrate_archives() -> None:
-    """List the rows archived by rollbacks."""
+    """List the rollback archives (rows and values kept by `migrate down`)."""
     from . import migrations
 
     with connect() as conn:
@@ -336,7 +358,7 @@ def migrate_archives() -> None:
     for col in ("archive id", "schema", "migration", "created", "rows", "restored"):
         table.add_column(col)
     for a in archives:
-        rows = ", ".join(f"{v['rows']:,} {t}" for t, v in a.tables.items())
+        rows = _archived({t: v["rows"] for t, v in a.tables.items()})
         table.add_row(a.archive_id, a.app_schema, a.name, a.created_at.isoformat()[:19], rows,
                       a.restored_at.isoformat()[:19] if a.restored_at else "")
     out.print(table)
@@ -348,12 +370,19 @@ def migrate_restore_archive(
     lock_timeout: LockTimeoutOpt = "3s",
     statement_timeout: StatementTimeoutOpt = "30min",
 ) -> None:
-    """Copy archived audit_logs/analytics_events rows back (after `migrate up`); existing ids are kept."""
+    """Put a rollback archive back after `migrate up` (and before the next backfill): audit_logs and analytics_events
+    rows (ids already present are kept), offers' statusHistory and terms snapshots (values already present win)."""
     from . import migrations
 
     with connect() as conn:
-        restored = migrations.restore_archive(conn, _options(lock_timeout=lock_timeout, statement_timeout=statement_timeout), archive_id)
-    out.print("restored " + ", ".join(f"{n:,} {t}" for t, n in restored.items()), markup=False)
+        r = migrations.restore_archive(conn, _options(lock_timeout=lock_timeout, statement_timeout=statement_timeout), archive_id)
+    out.print("restored " + ", ".join(f"{n:,} {t}" for t, n in r.rows.items())
+              + f", {r.values['statusHistory']:,} offers' statusHistory, {r.values['originalTermsSnapshot']:,} offers' "
+                "originalTermsSnapshot", markup=False)
+    if any(r.kept.values()) or r.missing_offers:
+        out.print(f"kept the values already present: {r.kept['statusHistory']:,} statusHistory, "
+                  f"{r.kept['originalTermsSnapshot']:,} originalTermsSnapshot; {r.missing_offers:,} archived offers no longer "
+                  "exist", markup=False)
 
 
 # -- backfill and verify ------------------------------------------------------------------------------
@@ -362,9 +391,14 @@ def backfill_cmd(
     only: Annotated[str | None, typer.Option("--only", help="creators or offers (default: both).")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Rows per write-back batch (dbt var writeback_batch_size, default 50000).")] = None,
     lock_timeout: Annotated[str | None, typer.Option("--lock-timeout", help="lock_timeout per batch (dbt var writeback_lock_timeout, default 5s).")] = None,
+    write_back_only: Annotated[bool, typer.Option(
+        "--write-back-only", help="Only the write-back models and what they read, not the event models and marts.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Run the backfill (dbt's write-back models) with progress: rows scanned and changed, rate, ETA."""
+    """Run the backfill: `dbt run` of the project (the write-back, then the marts), with progress of the write-back.
+
+    Afterwards a plain `dbt test` passes. With --only or --write-back-only just the write-back runs
+    (check it with `csinfra verify`)."""
     from rich.progress import (
         BarColumn,
         Progress,
@@ -395,7 +429,7 @@ def backfill_cmd(
 
     with progress:
         result = backfill.run_backfill(target(), state.app_schema, only=only, batch_size=batch_size,
-                                       lock_timeout=lock_timeout, on_progress=show)
+                                       lock_timeout=lock_timeout, on_progress=show, write_back_only=write_back_only)
     summary = {
         "ok": result.returncode == 0,
         "seconds": round(result.seconds, 2),
@@ -406,6 +440,7 @@ def backfill_cmd(
                       "deriveMs": r.derive_ms, "seconds": round(r.seconds, 2), "status": r.status}
             for r in result.models
         },
+        "dbt": result.dbt,
         "log": str(result.log_path),
     }
     if as_json:
@@ -420,11 +455,24 @@ def backfill_cmd(
             table.add_row(r.model, f"{r.scanned or 0:,}", f"{r.candidates or 0:,}", f"{r.written:,}", f"{r.skipped:,}", f"{r.retried:,}",
                           f"{r.audit_rows:,}", f"{r.batches:,}", f"{r.done_rows / r.seconds:,.0f}")
         out.print(table)
+        if result.dbt:
+            out.print("dbt run: " + ", ".join(f"{n} {s}" for s, n in sorted(result.dbt.items())), markup=False)
     if result.returncode != 0:
-        tail = result.log_path.read_text().splitlines()[-25:] if result.log_path and result.log_path.exists() else []
-        for line in tail:
-            err.print(line, markup=False)
-        raise fail(f"dbt run failed (exit {result.returncode}); full log: {result.log_path}; rerun to resume")
+        log = result.log_path.read_text() if result.log_path and result.log_path.exists() else ""
+        cause = _dbt_error(log)
+        if cause is None:
+            for line in log.splitlines()[-25:]:
+                err.print(line, markup=False)
+        raise fail(f"dbt run failed{f': {cause}' if cause else f' (exit {result.returncode})'}; full log: {result.log_path}; "
+                   "rerun to resume")
+
+
+def _dbt_error(log: str) -> str | None:
+    """The one line that says why dbt stopped, when it is our own start-of-run check (a missing table or column)."""
+    for line in log.splitlines():
+        if "the application's schema lacks what the models read" in line:
+            return line.strip().split("  ")[-1].strip()
+    return None
 
 
 @app.command("verify")

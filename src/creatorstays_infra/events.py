@@ -120,10 +120,10 @@ class AuditEntry:
     id: str
     action: str
     actor_type: str
-    actor_id: str | None
+    actor_id: str
     actor_email: str | None
     target_type: str
-    target_id: str | None
+    target_id: str
     metadata: dict
     ip_address: str | None
     user_agent: str | None
@@ -131,7 +131,7 @@ class AuditEntry:
 
 
 def log_audit_event(conn: psycopg.Connection, action: str, actor_type: str, actor_id: str | None,
-                    target_type: str, target_id: str | None, metadata: Mapping[str, Any] | None = None, *,
+                    target_type: str, target_id: str, metadata: Mapping[str, Any] | None = None, *,
                     actor_email: str | None = None, ip_address: str | None = None, user_agent: str | None = None,
                     app_schema: str | None = None) -> str:
     """Append one audit row (in the caller's transaction); returns its id. Raises ValidationError on bad
@@ -139,9 +139,9 @@ def log_audit_event(conn: psycopg.Connection, action: str, actor_type: str, acto
     action = _audit_action(action)
     if actor_type not in AUDIT_ACTOR_TYPES:
         raise ValidationError("actor_type", f"unknown actor type {actor_type!r} (known: {', '.join(AUDIT_ACTOR_TYPES)})")
-    _text("actor_id", actor_id, required=actor_type in ("user", "admin"))
+    actor_id = _actor_id(actor_type, actor_id)
     _text("target_type", target_type, max_len=100)
-    _text("target_id", target_id, required=False)
+    _text("target_id", target_id)
     _text("actor_email", actor_email, required=False)
     _text("ip_address", ip_address, required=False, max_len=64)
     _text("user_agent", user_agent, required=False, max_len=1024)
@@ -156,6 +156,17 @@ def log_audit_event(conn: psycopg.Connection, action: str, actor_type: str, acto
         (audit_id, action, actor_type, actor_id, actor_email, target_type, target_id, Jsonb(meta), ip_address, user_agent),
     )
     return audit_id
+
+
+SYSTEM_ACTOR_ID = "system"
+
+
+def _actor_id(actor_type: str, actor_id: Any) -> str:
+    """`"actorId"` is NOT NULL in the application's schema: system and cron writers use 'system' (SPEC section 8)."""
+    if actor_id is None and actor_type in ("system", "cron"):
+        return SYSTEM_ACTOR_ID
+    _text("actor_id", actor_id)
+    return actor_id
 
 
 def _require_prefix(action: Any, prefix: str) -> None:
@@ -179,7 +190,7 @@ def log_collab_event(conn: psycopg.Connection, action: str, collab_id: str, acto
     return log_audit_event(conn, action, actor_type, actor_id, "Collaboration", collab_id, metadata, **kwargs)
 
 
-def log_admin_action(conn: psycopg.Connection, action: str, admin_id: str, target_type: str, target_id: str | None,
+def log_admin_action(conn: psycopg.Connection, action: str, admin_id: str, target_type: str, target_id: str,
                      metadata: Mapping[str, Any] | None = None, **kwargs) -> str:
     """An `admin.*` audit row (e.g. admin.impersonate, admin.user_suspended, admin.offer_flagged)."""
     _require_prefix(action, "admin")
@@ -187,13 +198,13 @@ def log_admin_action(conn: psycopg.Connection, action: str, admin_id: str, targe
     return log_audit_event(conn, action, "admin", admin_id, target_type, target_id, metadata, **kwargs)
 
 
-def log_system_event(conn: psycopg.Connection, action: str, target_type: str, target_id: str | None,
+def log_system_event(conn: psycopg.Connection, action: str, target_type: str, target_id: str,
                      metadata: Mapping[str, Any] | None = None, *, actor_type: str = "system", **kwargs) -> str:
     """A `system.*` audit row written by the platform itself (actor type system, or cron for scheduled jobs)."""
     _require_prefix(action, "system")
     if actor_type not in ("system", "cron"):
         raise ValidationError("actor_type", "must be system or cron for a system event")
-    return log_audit_event(conn, action, actor_type, None, target_type, target_id, metadata, **kwargs)
+    return log_audit_event(conn, action, actor_type, SYSTEM_ACTOR_ID, target_type, target_id, metadata, **kwargs)
 
 
 _AUDIT_COLUMNS = sql.SQL(
@@ -273,7 +284,10 @@ class AnalyticsEvent:
         _text("event_type", event_type, max_len=100)
         if not _EVENT_NAME.match(event_type):
             raise ValidationError("event_type", f"{event_type!r} is not a snake_case event name")
-        _text("actor_id", actor_id, required=actor_type not in ("visitor", "system"))
+        if actor_type == "visitor" and actor_id is None:
+            raise ValidationError("actor_id", "is required (analytics_events.actorId is NOT NULL): pass the visitor's "
+                                              "anonymous id, e.g. its session id")
+        actor_id = _actor_id(actor_type, actor_id)
         _text("session_id", session_id, required=False)
         data, text = _json_text("event_data", event_data)
         return cls(actor_type, actor_id, event_type, data, session_id, text)
@@ -335,7 +349,7 @@ def log_collab_started(conn, collab_id: str, creator_profile_id: str, host_profi
 
 
 def log_collab_completed(conn, collab_id: str, creator_profile_id: str, host_profile_id: str, total_value_cents: int | None, **kw):
-    return log_analytics_event(conn, "system", None, "collab_completed",
+    return log_analytics_event(conn, "system", SYSTEM_ACTOR_ID, "collab_completed",
                                {"collabId": collab_id, "creatorProfileId": creator_profile_id,
                                 "hostProfileId": host_profile_id, "totalValueCents": total_value_cents}, **kw)
 

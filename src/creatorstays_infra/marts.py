@@ -24,7 +24,6 @@ MART_MODELS = (
     "rpt_creator_dashboard_blockers", "rpt_creator_search_ranking", "rpt_offer_funnel_by_sent_week",
     "rpt_readiness_blockers", "rpt_trust_tier_distribution_daily",
 )
-BACKFILL_SUMMARY_ACTION = "admin.backfill_infrastructure"
 AS_OF_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?)?$")
 
 
@@ -52,10 +51,11 @@ def build_marts(
             if not table_exists(conn, app_schema, table):
                 hint = "csinfra migrate up" if table in ("audit_logs", "analytics_events") else "csinfra demo-data"
                 raise CsinfraError(f"schema {app_schema} has no {table} table (run `{hint}` first?)")
-        never_backfilled = conn.execute(
-            sql.SQL("select exists (select from {}) and not exists (select from {} where action = %s)").format(
-                sql.Identifier(app_schema, "creator_profiles"), sql.Identifier(app_schema, "audit_logs")),
-            (BACKFILL_SUMMARY_ACTION,),
+        log = settings.dbt_schema()
+        never_backfilled = not table_exists(conn, log, "writeback_log") or not conn.execute(
+            sql.SQL("select exists (select from {} where status = 'done' and target_table = %s)").format(
+                sql.Identifier(log, "writeback_log")),
+            (f"{app_schema}.creator_profiles",),
         ).fetchone()[0]
         if never_backfilled:
             raise CsinfraError("no backfill has run on this database: run `csinfra backfill` first "

@@ -312,7 +312,7 @@ def expire_offers(conn: psycopg.Connection, now: datetime | None = None, *, app_
                 insert into {schema}.audit_logs (id, action, "actorType", "actorId", "targetType", "targetId", metadata, "createdAt")
                 select 'c' || lpad(to_hex((extract(epoch from clock_timestamp()) * 1000)::bigint), 12, '0')
                            || substr(md5(random()::text || expired.id), 1, 12),
-                       'offer.expired', 'system', null, 'Offer', expired.id,
+                       'offer.expired', 'system', 'system', 'Offer', expired.id,
                        jsonb_build_object('fromStatus', expired.from_status, 'toStatus', 'expired',
                                           'expiresAt', to_char(expired."expiresAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
                        %(now)s::timestamp(3)

@@ -37,6 +37,7 @@ def relax(conn) -> None:
     conn.execute('alter table offers drop constraint "offers_hostProfileId_fkey"')
     conn.execute('alter table collaborations drop constraint "collaborations_offerId_fkey"')
     conn.execute('alter table collaborations drop constraint "collaborations_hostId_fkey"')
+    conn.execute('alter table collaborations drop constraint "collaborations_propertyId_fkey"')
     conn.execute('drop index "collaborations_offerId_key"')
 
 
@@ -98,14 +99,14 @@ def insert_creator(conn, p: dict, cid: str) -> None:
     for i, o in enumerate(p["offers"]):
         history = [{"fromStatus": "pending", **h} for h in o["history"]]
         conn.execute(
-            """insert into offers (id, "hostProfileId", "creatorProfileId", status, "createdAt", "respondedAt", "statusHistory",
-               "updatedAt") values (%s, 'h', %s, %s, %s, %s, %s, now())""",
+            """insert into offers (id, "hostProfileId", "creatorProfileId", "offerType", status, "createdAt", "respondedAt",
+               "statusHistory", "updatedAt") values (%s, 'h', %s, 'cash', %s, %s, %s, %s, now())""",
             (f"{cid}_o{i}", cid, o["status"], o["createdAt"], o["respondedAt"], psycopg.types.json.Jsonb(history)),
         )
     for i, (status, completed_at) in enumerate(p["collabs"]):
         conn.execute(
-            """insert into collaborations (id, "offerId", "creatorId", "hostId", status, "completedAt", "updatedAt")
-               values (%s, 'o', %s, 'h', %s, %s, now())""",
+            """insert into collaborations (id, "offerId", "creatorId", "hostId", "propertyId", status, "completedAt", "updatedAt")
+               values (%s, 'o', %s, 'h', 'p', %s, %s, now())""",
             (f"{cid}_c{i}", cid, status, completed_at),
         )
 

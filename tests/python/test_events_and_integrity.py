@@ -102,7 +102,7 @@ def test_funnel_events_have_the_specified_shape(applied_db):
         rows = conn.execute('select "actorType", "actorId", "eventType", "eventData" from analytics_events order by "eventType", "actorType"').fetchall()
     assert creator_id and host_id
     assert sorted(rows, key=lambda r: (r[2], r[0])) == sorted([
-        ("system", None, "collab_completed", {"collabId": "k1", "creatorProfileId": "c1", "hostProfileId": "h1", "totalValueCents": 20000}),
+        ("system", "system", "collab_completed", {"collabId": "k1", "creatorProfileId": "c1", "hostProfileId": "h1", "totalValueCents": 20000}),
         ("creator", "c1", "collab_started", {"collabId": "k1", "hostProfileId": "h1", "totalValueCents": 20000, "role": "creator"}),
         ("host", "h1", "collab_started", {"collabId": "k1", "creatorProfileId": "c1", "totalValueCents": 20000, "role": "host"}),
         ("host", "h1", "offer_sent", {"offerId": "o1", "creatorProfileId": "c1", "totalValueCents": 20000}),
@@ -115,7 +115,7 @@ def test_funnel_events_have_the_specified_shape(applied_db):
 def test_analytics_failures_never_break_the_caller(applied_db, caplog):
     reset_analytics_stats()
     with applied_db.connect() as conn:
-        conn.execute("insert into audit_logs (id, action, \"actorType\", \"targetType\") values ('keep', 'offer.created', 'user', 'Offer')")
+        conn.execute("insert into audit_logs (id, action, \"actorType\", \"actorId\", \"targetType\", \"targetId\") values ('keep', 'offer.created', 'user', 'u1', 'Offer', 'o1')")
         with caplog.at_level(logging.WARNING, logger="creatorstays_infra.events"):
             assert log_analytics_event(conn, "robot", "x", "offer_sent") is None
             assert log_offer_responded(conn, "c1", "o1", "maybe", "h1") is None
@@ -154,7 +154,7 @@ def test_batch_writer_copies_and_salvages_a_bad_batch(applied_db):
 # -- integrity the database enforces (raw SQL, any client) -------------------------------------------------------
 def test_audit_logs_are_append_only(applied_db):
     with applied_db.connect(autocommit=True) as conn:
-        conn.execute("insert into audit_logs (id, action, \"actorType\", \"targetType\") values ('a1', 'offer.created', 'user', 'Offer')")
+        conn.execute("insert into audit_logs (id, action, \"actorType\", \"actorId\", \"targetType\", \"targetId\") values ('a1', 'offer.created', 'user', 'u1', 'Offer', 'o1')")
         for statement in ("update audit_logs set action = 'x'", "delete from audit_logs", "truncate audit_logs"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
                 conn.execute(statement)

@@ -271,8 +271,8 @@ def test_an_event_older_than_the_lookback_needs_a_full_refresh(marts_db):
     offer_id = db.scalar(mart_sql("""select offer_id from {m}.fct_offer_funnel where viewed_at is null order by offer_id limit 1"""))
     newest = db.scalar("""select max("createdAt") from audit_logs where action like 'offer.%'""")
     with db.connect() as conn:
-        conn.execute("""insert into audit_logs (id, action, "actorType", "targetType", "targetId", "createdAt")
-                        values ('ctestlateview000000000001', 'offer.viewed', 'user', 'Offer', %s, %s - interval '10 days')""",
+        conn.execute("""insert into audit_logs (id, action, "actorType", "actorId", "targetType", "targetId", "createdAt")
+                        values ('ctestlateview000000000001', 'offer.viewed', 'user', 'u1', 'Offer', %s, %s - interval '10 days')""",
                      (offer_id, newest))
         conn.commit()
     db.dbt(*MARTS_RUN)
@@ -308,7 +308,7 @@ def test_no_mart_column_can_carry_secrets_emails_or_ips(marts_db):
     # no value of any mart equals an e-mail address, IP address or token of the application
     with marts_db.connect(autocommit=True) as conn:
         secrets = {v for (v,) in conn.execute(
-            """select email from users union select "lastLoginIp" from users
+            """select email from users union select "contactEmail" from host_profiles
                union select "actorEmail" from audit_logs union select "ipAddress" from audit_logs
                union select "instagramAccessToken" from creator_profiles union select "tiktokAccessToken" from creator_profiles
                union select "tiktokRefreshToken" from creator_profiles""") if v}
@@ -480,7 +480,7 @@ def test_report_on_an_empty_application(empty_db, tmp_path):
     """No creators, no offers: every mart builds empty and the report still renders."""
     from creatorstays_infra.migrations import Options, Runner, load_migrations
     with empty_db.connect() as conn:
-        conn.execute((ROOT / "scripts" / "demo" / "app_tables.sql").read_text())
+        conn.execute((ROOT / "scripts" / "app_schema" / "pre_phase1.sql").read_text())
         conn.commit()
         Runner(conn, Options(app_schema="public")).up(load_migrations()[0])
     empty_db.dbt("build", "--select", "+path:models/marts", "--exclude", "path:models/writeback",

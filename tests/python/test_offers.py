@@ -55,9 +55,9 @@ def test_python_validation_equals_the_sql_model(offers_db, terms, explicit_stay)
     snapshot = None if explicit_stay is None else {"stayValueCents": explicit_stay}
     with offers_db.connect() as conn:
         conn.execute(
-            """insert into offers (id, "hostProfileId", "creatorProfileId", "cashCents", "stayNights", deliverables,
+            """insert into offers (id, "hostProfileId", "creatorProfileId", "offerType", "cashCents", "stayNights", deliverables,
                "trafficBonusEnabled", "trafficBonusThreshold", "trafficBonusCents", "originalTermsSnapshot", "updatedAt")
-               values (%s, 'h', 'c', %s, %s, %s, %s, %s, %s, %s, now())""",
+               values (%s, 'h', 'c', 'cash', %s, %s, %s, %s, %s, %s, %s, now())""",
             (oid, terms["cashCents"], terms["stayNights"], terms["deliverables"], terms["trafficBonusEnabled"],
              terms["trafficBonusThreshold"], terms["trafficBonusCents"],
              None if snapshot is None else psycopg.types.json.Jsonb(snapshot)),
@@ -134,8 +134,8 @@ def new_offer(conn, status="pending", expires_at=None) -> str:
     oid = f"sm_{uuid.uuid4().hex[:10]}"
     host, creator = conn.execute('select "hostProfileId", "creatorProfileId" from offers limit 1').fetchone()
     conn.execute(
-        """insert into offers (id, "hostProfileId", "creatorProfileId", "cashCents", deliverables, status, "expiresAt", "updatedAt")
-           values (%s, %s, %s, 20000, '{reel}', %s, %s, now())""",
+        """insert into offers (id, "hostProfileId", "creatorProfileId", "offerType", "cashCents", deliverables, status,
+           "expiresAt", "updatedAt") values (%s, %s, %s, 'cash', 20000, '{reel}', %s, %s, now())""",
         (oid, host, creator, status, expires_at),
     )
     return oid
