@@ -54,7 +54,8 @@ function shim(adapter: any): any {
 
 class ShimmedPg extends PrismaPg {
   constructor(private readonly url: string) {
-    super({ connectionString: url });
+    // allowExitOnIdle: the CLI exits as soon as it is done, instead of waiting for idle connections to time out
+    super({ connectionString: url, allowExitOnIdle: true });
   }
 
   async connect() {

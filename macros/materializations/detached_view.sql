@@ -14,9 +14,10 @@
   (SQL language, STABLE, not STRICT, no SET clause, no SECURITY DEFINER), so a filter on the view
   still reaches the application's indexes: one creator through the online path reads one row.
 
-  Each column is cast to the type the query has when dbt builds it (read from a temporary view
-  that is dropped in the same transaction), so an application retype the cast can absorb
-  (INTEGER to BIGINT, …) keeps working until the next run rebuilds the signature. A dropped or
+  Each column is cast to the type the query has when dbt builds it (its base type, without length
+  or precision, read from a temporary view dropped in the same transaction), so an application
+  retype the cast can absorb (INTEGER to BIGINT, VARCHAR(50) to TEXT, …) keeps working until the
+  next run rebuilds the signature, and nothing is cut or rounded. A dropped or
   renamed column or table makes the next query fail naming it, and the next `dbt run` stops at its
   start (csinfra_check_sources) with one line listing what is missing. Types must be PostgreSQL's
   own (an application enum would pin its type): cast enums to text in the model.
@@ -29,7 +30,8 @@
     {%- set target_relation = this.incorporate(type='view') -%}
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set function_name = adapter.quote(this.schema) ~ '.' ~ adapter.quote(this.identifier) -%}
-    {%- set probe_name = this.identifier ~ '__columns' -%}
+    {#- a fixed name: the session's own temporary schema holds it for a moment, and identifiers are capped at 63 bytes -#}
+    {%- set probe_name = 'csinfra_detached_view_columns' -%}
     {% set grant_config = config.get('grants') %}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
@@ -44,7 +46,7 @@
     {%- set columns = csinfra_query(
         "select a.attname, format_type(a.atttypid, a.atttypmod), "
         ~ "quote_ident(a.attname) || ' ' || format_type(a.atttypid, null), "
-        ~ "t.typnamespace = 'pg_catalog'::regnamespace "
+        ~ "t.typnamespace = 'pg_catalog'::regnamespace, format_type(a.atttypid, null) "
         ~ "from pg_attribute as a join pg_type as t on t.oid = a.atttypid "
         ~ "where a.attrelid = (select c.oid from pg_class as c where c.relname = " ~ csinfra_quote(probe_name)
         ~ " and c.relnamespace = pg_my_temp_schema()) and a.attnum > 0 and not a.attisdropped order by a.attnum"
@@ -60,8 +62,10 @@
             {{ exceptions.raise_compiler_error(this.identifier ~ ": column " ~ row[0] ~ " has type " ~ row[1]
                 ~ ", which is not PostgreSQL's own and would pin it; cast it (an enum to text) in the model") }}
         {%- endif -%}
-        {%- do signature.append(adapter.quote(row[0]) ~ ' ' ~ row[1]) -%}
-        {%- do select_list.append('model.' ~ adapter.quote(row[0]) ~ '::' ~ row[1] ~ ' as ' ~ adapter.quote(row[0])) -%}
+        {#- the base type, without length or precision (a function's result keeps none): a widened column is
+            never cut or rounded by the cast -#}
+        {%- do signature.append(adapter.quote(row[0]) ~ ' ' ~ row[4]) -%}
+        {%- do select_list.append('model.' ~ adapter.quote(row[0]) ~ '::' ~ row[4] ~ ' as ' ~ adapter.quote(row[0])) -%}
         {%- do result_key.append(row[2]) -%}
     {%- endfor -%}
 

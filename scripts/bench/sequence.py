@@ -11,9 +11,10 @@ would:
     csinfra migrate up → csinfra migrate restore-archive → dbt run → dbt test
 
 While a step runs, a separate connection samples pg_locks every few milliseconds and records, for every
-application table, each lock mode other sessions held and for how long (the longest continuous hold seen,
-to the sampling interval). Sampling can miss a lock held for less than one interval; the DDL steps hold
-theirs to the end of their single transaction, and the backfill's batches last longer than an interval.
+application table, each table-level lock mode the step's sessions (client backends: not autovacuum, which
+the writes wake up) held and for how long (the longest continuous hold seen, to the sampling interval).
+Sampling can miss a lock held for less than one interval; the DDL steps hold theirs to the end of their
+single transaction, and the backfill's batches last longer than an interval.
 """
 
 from __future__ import annotations
@@ -61,31 +62,42 @@ class LockSampler(threading.Thread):
         super().__init__(daemon=True)
         self.target, self.app_schema = target, app_schema
         self.stop_event = threading.Event()
-        self.first_seen: dict[tuple, float] = {}
-        self.last_seen: dict[tuple, float] = {}
+        # (pid, table, mode) -> (first seen, last seen) of the hold in progress
+        self.active: dict[tuple, tuple[float, float]] = {}
+        # (table, mode) -> longest hold that ended (or was still going at the end)
+        self.longest: dict[tuple[str, str], float] = {}
 
     def run(self) -> None:
         with self.target.connect(autocommit=True) as conn:
             me = conn.info.backend_pid
             query = """select l.pid, c.relname, l.mode, l.granted
-                       from pg_locks l join pg_class c on c.oid = l.relation
-                       where c.relnamespace = %s::regnamespace and c.relname = any(%s) and l.pid <> %s"""
+                       from pg_locks l
+                       join pg_class c on c.oid = l.relation
+                       join pg_stat_activity a on a.pid = l.pid
+                       where l.locktype = 'relation' and a.backend_type = 'client backend'
+                         and c.relnamespace = %s::regnamespace and c.relname = any(%s) and l.pid <> %s"""
             while not self.stop_event.is_set():
                 now = time.monotonic()
-                for pid, rel, mode, granted in conn.execute(query, (self.app_schema, list(APP_TABLES), me)):
-                    if granted:
-                        key = (pid, rel, mode)
-                        self.first_seen.setdefault(key, now)
-                        self.last_seen[key] = now
+                seen = {(pid, rel, mode) for pid, rel, mode, granted
+                        in conn.execute(query, (self.app_schema, list(APP_TABLES), me)) if granted}
+                for key in seen:
+                    first, _ = self.active.get(key, (now, now))
+                    self.active[key] = (first, now)
+                for key in [k for k in self.active if k not in seen]:  # released since the last sample
+                    self._close(key)
                 time.sleep(SAMPLE_SECONDS)
+            for key in list(self.active):
+                self._close(key)
+
+    def _close(self, key: tuple) -> None:
+        first, last = self.active.pop(key)
+        _, rel, mode = key
+        self.longest[(rel, mode)] = max(self.longest.get((rel, mode), 0.0), last - first + SAMPLE_SECONDS)
 
     def summary(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
-        for key, first in self.first_seen.items():
-            _, rel, mode = key
-            held = self.last_seen[key] - first + SAMPLE_SECONDS
-            out.setdefault(rel, {})
-            out[rel][mode] = max(out[rel].get(mode, 0.0), held)
+        for (rel, mode), held in self.longest.items():
+            out.setdefault(rel, {})[mode] = held
         return out
 
 
@@ -104,12 +116,17 @@ def run_step(name: str, command: list[str], env: dict, target: database.Target) 
     return step
 
 
+def _held(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"
+
+
 def strongest(locks: dict[str, dict[str, float]]) -> str:
+    """Per table, every mode held, strongest first, with its longest hold."""
     parts = []
     for table in APP_TABLES:
         if table in locks:
-            mode = max(locks[table], key=MODES.index)
-            parts.append(f"{table}: {mode.removesuffix('Lock')} {locks[table][mode] * 1000:.0f} ms")
+            modes = sorted(locks[table], key=MODES.index, reverse=True)
+            parts.append(f"{table}: " + ", ".join(f"{m.removesuffix('Lock')} {_held(locks[table][m])}" for m in modes))
     return "; ".join(parts) or "no lock seen"
 
 
@@ -162,7 +179,7 @@ def main() -> None:
                          "locks": {t: {m: round(v, 3) for m, v in modes.items()} for t, modes in s.locks.items()}}
                         for s in steps]}
     (args.out / f"sequence_{args.creators}_{stamp}.json").write_text(json.dumps(record, indent=2))
-    lines = [f"| step ({args.creators:,} creators) | wall s | strongest lock per application table (longest hold) |",
+    lines = [f"| step ({args.creators:,} creators) | wall s | table locks held on the application's tables (longest hold) |",
              "|---|---:|---|"]
     lines += [f"| {s.name} | {s.seconds:.1f} | {strongest(s.locks)} |" for s in steps]
     (args.out / f"sequence_{args.creators}_{stamp}.md").write_text("\n".join(lines) + "\n")

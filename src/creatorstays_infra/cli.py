@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
 import typer
 from psycopg import sql
 from rich.console import Console
@@ -206,6 +207,12 @@ def main() -> None:
     except CsinfraError as exc:
         err.print(f"csinfra: error: {exc}", markup=False)
         sys.exit(1)
+    except psycopg.Error as exc:  # a database error no command explained: still one line, never a traceback
+        diag = getattr(exc, "diag", None)
+        message = (diag.message_primary if diag is not None else None) or str(exc).strip().splitlines()[0]
+        err.print(f"csinfra: error: the database refused: {message} ({type(exc).__name__}; its transaction was rolled back)",
+                  markup=False)
+        sys.exit(1)
     except KeyboardInterrupt:
         err.print("csinfra: interrupted", markup=False)
         sys.exit(130)
@@ -317,7 +324,7 @@ def migrate_status(
     if dry_run:
         print(f"-- csinfra migrate status (dry run: nothing was executed). Status only reads:\n"
               f"-- 1. the ledgers: select … from csinfra_meta.schema_migrations / {state.app_schema}._prisma_migrations;\n"
-              f"-- 2. in a transaction that is always rolled back, each migration.sql applied to a throw-away\n"
+              f"-- 2. in a transaction that is always rolled back, each migration.sql and extras.sql applied to a throw-away\n"
               f"--    schema csinfra_probe_<random> to learn the objects it creates;\n"
               f"-- 3. this catalog query, for the probe schema and for {state.app_schema}:")
         print(catalog.CATALOG_QUERY.strip())
@@ -369,13 +376,25 @@ def migrate_restore_archive(
     archive_id: Annotated[str, typer.Argument(help="An id from `csinfra migrate archives`.")],
     lock_timeout: LockTimeoutOpt = "3s",
     statement_timeout: StatementTimeoutOpt = "30min",
+    keep_reconstructed: Annotated[bool, typer.Option(
+        "--keep-reconstructed",
+        help="Restore even when a backfill has since given some archived offers a reconstructed snapshot "
+             "(write-once): those offers keep it, their originals stay in the archive table.")] = False,
+    lock_wait: LockWaitOpt = 60.0,
 ) -> None:
     """Put a rollback archive back after `migrate up` (and before the next backfill): audit_logs and analytics_events
     rows (ids already present are kept), offers' statusHistory and terms snapshots (values already present win)."""
     from . import migrations
 
+    options = _options(lock_timeout=lock_timeout, statement_timeout=statement_timeout, lock_wait_seconds=lock_wait)
     with connect() as conn:
-        r = migrations.restore_archive(conn, _options(lock_timeout=lock_timeout, statement_timeout=statement_timeout), archive_id)
+        # one runner at a time: a rollback must not drop the tables under a restore
+        runner = migrations.Runner(conn, options, log=lambda msg: err.print(f"csinfra: {msg}", markup=False))
+        runner.acquire()
+        try:
+            r = migrations.restore_archive(conn, options, archive_id, keep_reconstructed=keep_reconstructed)
+        finally:
+            runner.release()
     out.print("restored " + ", ".join(f"{n:,} {t}" for t, n in r.rows.items())
               + f", {r.values['statusHistory']:,} offers' statusHistory, {r.values['originalTermsSnapshot']:,} offers' "
                 "originalTermsSnapshot", markup=False)
@@ -477,7 +496,7 @@ def _dbt_error(log: str) -> str | None:
 
 @app.command("verify")
 def verify_cmd(
-    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON (SPEC section 6).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON: counts per trust tier and readiness state, drift, invariants.")] = False,
 ) -> None:
     """Counts by trust tier and readiness, drift (stored rows that disagree with the rules) and invariants. Exit 1 on drift."""
     from . import backfill

@@ -100,9 +100,28 @@ def require_ours(conn: psycopg.Connection, app_schema: str, *, embedded: bool, c
     )
 
 
+def _other_app_schemas(conn: psycopg.Connection, app_schema: str) -> list[str]:
+    """Application schemas other than `app_schema` that csinfra's own schemas hold ledgers or archives for."""
+    meta = settings.meta_schema()
+    found: set[str] = set()
+    for table in ("schema_migrations", "rollback_archives", MARKER_TABLE):
+        if table_exists(conn, meta, table):
+            found |= {r[0] for r in conn.execute(
+                sql.SQL("select distinct app_schema from {} where app_schema <> %s").format(sql.Identifier(meta, table)),
+                (app_schema,))}
+    return sorted(found)
+
+
 def reset(conn: psycopg.Connection, app_schema: str) -> None:
-    """Drop everything demo data and Phase 1 created in `app_schema`, and the project's own schemas.
-    Runs inside the caller's transaction; the caller has checked `require_ours`."""
+    """Drop everything demo data and Phase 1 created in `app_schema`, and the project's own schemas (refused
+    when they also serve other application schemas). Runs inside the caller's transaction; the caller has
+    checked `require_ours`."""
+    others = _other_app_schemas(conn, app_schema)
+    if others:
+        raise CsinfraError(
+            f"--reset would drop {settings.meta_schema()} and {settings.archive_schema()}, which also hold the ledgers or "
+            f"rollback archives of schema(s) {', '.join(others)}; nothing changed"
+        )
     for table in (*OTHER_APP_TABLES, *reversed(APP_TABLES)):
         conn.execute(sql.SQL("drop table if exists {} cascade").format(sql.Identifier(app_schema, table)))
     for function in APP_FUNCTIONS:
@@ -169,7 +188,8 @@ def generate(
             conn.execute(statement)
         if column_exists(conn, app_schema, "offers", "statusHistory"):
             conn.execute(_script("demo_status_history.sql"))
-        _write_marker(conn, app_schema, seed, creators)
+        if created:  # only tables demo data created itself are marked as its own
+            _write_marker(conn, app_schema, seed, creators)
         events = all(table_exists(conn, app_schema, t) for t in EVENT_TABLES) and column_exists(
             conn, app_schema, "offers", "statusHistory"
         )

@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -91,6 +92,24 @@ class Migration:
         return {t: c for t, c in tables.items() if t not in created}
 
 
+_DOLLAR_QUOTED = re.compile(r"(\$[A-Za-z_0-9]*\$).*?\1", re.DOTALL)
+_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+_TRANSACTION_CONTROL = re.compile(
+    r"^\s*(begin|commit|rollback|end|abort|savepoint|release|start\s+transaction|prepare\s+transaction)\b", re.IGNORECASE)
+
+
+def transaction_control(script: str) -> str | None:
+    """The first transaction-control statement of a script (BEGIN, COMMIT, …), ignoring function bodies and
+    comments; None when it has none. csinfra runs migration files inside its own transaction (for a
+    probe, one that is always rolled back), which such a statement would end."""
+    text = _COMMENTS.sub(" ", _DOLLAR_QUOTED.sub("$$", script))
+    for statement in text.split(";"):
+        match = _TRANSACTION_CONTROL.match(statement)
+        if match:
+            return match.group(1).upper()
+    return None
+
+
 def migrations_dir() -> Path:
     """scripts/migrations, or CSINFRA_MIGRATIONS_DIR."""
     env = os.environ.get("CSINFRA_MIGRATIONS_DIR")
@@ -106,6 +125,10 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
         up, down, extras = folder / "migration.sql", folder / "down.sql", folder / "extras.sql"
         if not up.exists() or not down.exists():
             raise MigrationError(f"migration folder {folder} needs both migration.sql and down.sql")
+        for path in (up, extras, down):
+            if path.exists() and (word := transaction_control(path.read_bytes().decode("utf-8"))):
+                raise MigrationError(f"{path} contains {word}: csinfra runs each step in one transaction of its own; "
+                                     "remove transaction control from the file")
         migrations.append(Migration(
             name=folder.name,
             up_bytes=up.read_bytes(),
@@ -210,20 +233,23 @@ class LedgerRow:
     duration_ms: int
     prisma_migration_id: str | None
     extras_checksum: str | None
+    prisma_checksum: str | None
 
 
 def ledger_rows(conn: psycopg.Connection, meta_schema: str, app_schema: str) -> dict[str, LedgerRow]:
     if not table_exists(conn, meta_schema, "schema_migrations"):
         return {}
-    has_extras = conn.execute(
-        "select exists (select from pg_attribute where attrelid = %s::regclass and attname = 'extras_checksum' "
-        "and not attisdropped)", (sql.Identifier(meta_schema, "schema_migrations").as_string(conn),),
-    ).fetchone()[0]
+    # ledgers written by earlier versions lack the newer columns
+    present = {r[0] for r in conn.execute(
+        "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped",
+        (sql.Identifier(meta_schema, "schema_migrations").as_string(conn),),
+    )}
+    optional = [sql.Identifier(c) if c in present else sql.SQL("null::text") for c in ("extras_checksum", "prisma_checksum")]
     rows = conn.execute(
         sql.SQL(
             "select name, checksum, applied_at, applied_by, duration_ms, prisma_migration_id, {} "
             "from {} where app_schema = %s"
-        ).format(sql.SQL("extras_checksum" if has_extras else "null::text"), sql.Identifier(meta_schema, "schema_migrations")),
+        ).format(sql.SQL(", ").join(optional), sql.Identifier(meta_schema, "schema_migrations")),
         (app_schema,),
     ).fetchall()
     return {r[0]: LedgerRow(*r) for r in rows}
@@ -434,6 +460,9 @@ class Runner:
                 text = data.decode("utf-8")
             except UnicodeDecodeError:
                 raise MigrationError(f"--prisma-migration-file {path} is not UTF-8 text") from None
+            if word := transaction_control(text):
+                raise MigrationError(f"--prisma-migration-file {path} contains {word}: it cannot be compared with "
+                                     f"{m.name}/migration.sql inside a transaction; nothing changed")
             try:
                 theirs, _ = catalog.expected_objects(self.conn, [text, ""], m.altered_tables)
             except psycopg.Error as exc:
@@ -464,12 +493,14 @@ class Runner:
         self._check_checksum(m, ours)
         prisma = prisma_rows(self.conn, self.o.app_schema, m.name)
         self.conn.rollback()
-        if ours is not None:
-            return StepResult(m.name, "already applied")
-        prisma_checksum = self.prisma_checksum(m)
-        state = self.schema_state(m)
         finished = [r for r in (prisma or []) if r.finished]
         failed = [r for r in (prisma or []) if r.failed]
+        if ours is not None:
+            if prisma is None or (finished and not failed):
+                return StepResult(m.name, "already applied")
+            return self._repair_orm_ledger(m, ours, finished, failed)
+        prisma_checksum = self.prisma_checksum(m)
+        state = self.schema_state(m)
 
         if finished:
             # The ORM applied migration.sql itself (`prisma migrate deploy` from the application's own file).
@@ -478,10 +509,17 @@ class Runner:
                     f"{PRISMA_TABLE} records {m.name} as applied (row {finished[-1].id}), but the schema differs from "
                     f"what it creates: {_differences(state.orm_mismatched, self.o.app_schema)}; nothing changed"
                 )
-            return self._adopt(m, finished[-1], state, failed)
+            return self._adopt(m, finished[-1], state, failed, prisma_checksum)
         if not state.orm_absent or not state.extras_absent:
             present = state.orm_present + state.extras_present
             first = present[0]
+            if failed:
+                raise MigrationError(
+                    f"{PRISMA_TABLE} holds a failed attempt of {m.name} (row {failed[-1].id}) and the schema is partly "
+                    f"applied ({len(present)} of its {len(state.expected.all)} objects present, e.g. {first.kind} "
+                    f"{self.o.app_schema}.{first.name}): remove what the failed attempt left (`csinfra migrate status` "
+                    "lists it), then run `csinfra migrate up` again; nothing changed"
+                )
             if first.actual != first.expected:
                 raise MigrationError(
                     f"{first.kind} {self.o.app_schema}.{first.name} already exists as {first.actual!r}; "
@@ -512,6 +550,39 @@ class Runner:
             return StepResult(m.name, "dry run", sql=self._dry_run_up(m, prisma is not None, prisma_checksum, failed))
         return self._transaction(body, tables=list(m.altered_tables))
 
+    def _repair_orm_ledger(self, m: Migration, ours: LedgerRow, finished: list[PrismaRow],
+                           failed: list[PrismaRow]) -> StepResult:
+        """Applied by csinfra, but the ORM's ledger lacks the finished row or holds a failed attempt (someone ran
+        `prisma migrate deploy` against it, or deleted the row): make it what `prisma migrate deploy` expects."""
+        state = self.schema_state(m)
+        if not state.orm_applied:
+            raise MigrationError(
+                f"{m.name} is applied by the csinfra ledger but the schema differs from it: "
+                f"{_differences(state.orm_mismatched, self.o.app_schema)}; {PRISMA_TABLE} left as it is; nothing changed"
+            )
+        checksum = ours.prisma_checksum or m.checksum
+        if self.o.dry_run:
+            lines = [f"-- {m.name} is applied; csinfra repairs {PRISMA_TABLE}:", *self._dry_run_head()]
+            lines += [f"UPDATE {PRISMA_TABLE} SET rolled_back_at = now() WHERE id = {self._q(r.id)};" for r in failed]
+            if not finished:
+                lines.append(f"INSERT INTO {PRISMA_TABLE} (id, checksum, finished_at, migration_name, started_at, "
+                             f"applied_steps_count) VALUES (gen_random_uuid(), {self._q(checksum)}, now(), {self._q(m.name)}, now(), 1);")
+            return StepResult(m.name, "dry run", sql="\n".join([*lines, "COMMIT;"]) + "\n")
+
+        def body(c: psycopg.Connection, started: datetime, t0: float) -> StepResult:
+            notes = self._resolve_failed(c, m, failed)
+            prisma_id = None
+            if not finished:
+                prisma_id = self._prisma_record(c, m, started, checksum)
+                notes.append(f"{PRISMA_TABLE} had no finished row for {m.name}: recorded (row {prisma_id}), as "
+                             "`prisma migrate deploy` would have")
+            self._log_row(c, m, "up", started, int((time.monotonic() - t0) * 1000), executed_by(c),
+                          {"repaired_prisma_ledger": True, "prisma_migration_id": prisma_id,
+                           "resolved_failed_prisma_rows": [r.id for r in failed]})
+            return StepResult(m.name, "already applied", notes=notes, prisma="repaired")
+
+        return self._transaction(body, tables=[])
+
     def _ledger_insert(self, c: psycopg.Connection, m: Migration, duration: int, prisma_id: str | None,
                        prisma_checksum: str | None) -> str:
         ensure_ledger(c, self.o.meta_schema)
@@ -525,7 +596,8 @@ class Runner:
         )
         return by
 
-    def _adopt(self, m: Migration, prisma: PrismaRow, state: SchemaState, failed: list[PrismaRow]) -> StepResult:
+    def _adopt(self, m: Migration, prisma: PrismaRow, state: SchemaState, failed: list[PrismaRow],
+               named_checksum: str) -> StepResult:
         """The ORM applied migration.sql: record it in our ledger and add only the extras."""
         if not state.extras_absent and not state.extras_applied:
             raise MigrationError(
@@ -542,14 +614,18 @@ class Runner:
             return StepResult(m.name, "dry run", sql="\n".join(lines) + "\n")
 
         def body(c: psycopg.Connection, started: datetime, t0: float) -> StepResult:
+            notes = self._resolve_failed(c, m, failed)
             if add_extras:
                 c.execute(m.extras_sql)
             duration = int((time.monotonic() - t0) * 1000)
             by = self._ledger_insert(c, m, duration, prisma.id, prisma.checksum)
             self._log_row(c, m, "adopt", started, duration, by,
                           {"prisma_migration_id": prisma.id, "prisma_checksum": prisma.checksum, "extras_added": add_extras,
-                           "failed_prisma_rows_left": [r.id for r in failed]})
-            notes = []
+                           "resolved_failed_prisma_rows": [r.id for r in failed]})
+            if self.o.prisma_migration_file is not None and named_checksum != prisma.checksum:
+                notes.append(f"the ORM's row has checksum {prisma.checksum[:12]}…, not that of "
+                             f"{self.o.prisma_migration_file} ({named_checksum[:12]}…): the ORM applied another file; "
+                             "`prisma migrate dev` will report it modified unless the application repository holds that one")
             if prisma.checksum != m.checksum:
                 notes.append(f"the ORM applied it from another file (checksum {prisma.checksum[:12]}…, migration.sql "
                              f"{m.checksum[:12]}…); the schema is the same, so the ORM's row is kept as it is")
@@ -618,14 +694,14 @@ class Runner:
             # Writers wait (readers do not) from here on, so no row or value lands after the copy.
             c.execute(sql.SQL("lock table {} in exclusive mode").format(
                 sql.SQL(", ").join(sql.Identifier(self.o.app_schema, t) for t in locked)))
-            counts = self._archivable_counts(c)
+            counts = self._archivable_counts(c) if self.o.discard_data else {}
             if not self.o.discard_data:
                 archived = self._archive(c, m, archive_id)
             c.execute(m.down_sql)
             removed = []
             if prisma is not None:
                 removed = [r[0] for r in c.execute(
-                    sql.SQL("delete from {} where migration_name = %s returning id").format(
+                    sql.SQL("delete from {} as p where migration_name = %s returning to_jsonb(p)").format(
                         sql.Identifier(self.o.app_schema, PRISMA_TABLE)),
                     (m.name,),
                 ).fetchall()]
@@ -844,7 +920,8 @@ class Restored:
     missing_offers: int  # archived offers no longer in the table
 
 
-def restore_archive(conn: psycopg.Connection, options: Options, archive_id: str) -> Restored:
+def restore_archive(conn: psycopg.Connection, options: Options, archive_id: str, *,
+                    keep_reconstructed: bool = False) -> Restored:
     """Put an archive back into the (re-applied) Phase 1 tables: the rows of audit_logs and analytics_events
     (rows already present are kept) and offers' status histories and terms snapshots (a value the offer
     holds already wins: a history the application has started again, a snapshot written since)."""
@@ -857,16 +934,35 @@ def restore_archive(conn: psycopg.Connection, options: Options, archive_id: str)
     values = {"statusHistory": 0, "originalTermsSnapshot": 0}
     kept = {"statusHistory": 0, "originalTermsSnapshot": 0}
     missing = 0
-    with conn.transaction():
-        conn.execute("select set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
-                     (options.lock_timeout, options.statement_timeout))
-        for table, info in archive.tables.items():
-            if not table_exists(conn, archive.app_schema, table) or (
-                    info.get("kind") == "values" and not _has_column(conn, archive.app_schema, table, "statusHistory")):
-                raise MigrationError(
-                    f"{archive.app_schema}.{table} has no Phase 1 tables/columns: apply the migration "
-                    "(`csinfra migrate up`) before restoring its archived values"
-                )
+    for table, info in archive.tables.items():
+        if not table_exists(conn, archive.app_schema, table) or (
+                info.get("kind") == "values" and not _has_column(conn, archive.app_schema, table, "statusHistory")):
+            raise MigrationError(
+                f"{archive.app_schema}.{table} has no Phase 1 tables/columns: apply the migration "
+                "(`csinfra migrate up`) before restoring its archived values"
+            )
+    values_info = [(t, i) for t, i in archive.tables.items() if i.get("kind") == "values"]
+    for table, info in values_info:
+        src_schema, src_table = info["archive_table"].split(".", 1)
+        blocked = conn.execute(sql.SQL(
+            """select count(*) from {archive} a join {offers} o on o.id = a.id
+               where a.original_terms_snapshot is not null and o."originalTermsSnapshot" -> 'reconstructed' = 'true'::jsonb"""
+        ).format(archive=sql.Identifier(src_schema, src_table), offers=sql.Identifier(archive.app_schema, table))).fetchone()[0]
+        if blocked and not keep_reconstructed:
+            conn.rollback()
+            raise MigrationError(
+                f"{blocked:,} offers got a reconstructed terms snapshot from a backfill since the rollback, and snapshots are "
+                f"write-once: their archived originals cannot go back; nothing changed (restore archives before the "
+                f"backfill; --keep-reconstructed restores everything else and leaves those originals in "
+                f"{info['archive_table']})"
+            )
+    conn.rollback()
+    # One short transaction per table, offers first: each is idempotent (present rows and values win), so
+    # an interrupted restore is simply run again, and no row lock is held longer than its own table's copy.
+    for table, info in sorted(archive.tables.items(), key=lambda item: item[1].get("kind") != "values"):
+        with conn.transaction():
+            conn.execute("select set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+                         (options.lock_timeout, options.statement_timeout))
             src_schema, src_table = info["archive_table"].split(".", 1)
             source = sql.Identifier(src_schema, src_table)
             if info.get("kind") == "values":
@@ -915,6 +1011,7 @@ def restore_archive(conn: psycopg.Connection, options: Options, archive_id: str)
                     sql.Identifier(archive.app_schema, table), col_list, col_list, source
                 )
             ).rowcount
+    with conn.transaction():
         conn.execute(
             sql.SQL("update {} set restored_at = now() where archive_id = %s").format(
                 sql.Identifier(options.meta_schema, "rollback_archives")),
@@ -1008,10 +1105,12 @@ def status(conn: psycopg.Connection, options: Options) -> list[MigrationStatus]:
                             "`prisma migrate deploy` would run it again and fail")
         if ours is not None and ours.checksum != m.checksum:
             problems.append(f"checksum changed: ledger {ours.checksum[:12]}…, file {m.checksum[:12]}…")
+        # the checksum the ORM's row should carry: the one csinfra recorded (--prisma-migration-file), else migration.sql's
+        expected_checksum = (ours.prisma_checksum if ours is not None and ours.prisma_checksum else None) or m.checksum
         if prisma is None:
             prisma_state = "no _prisma_migrations table"
         elif finished:
-            prisma_state = "applied" + ("" if finished[-1].checksum == m.checksum else " (another file's checksum)")
+            prisma_state = "applied" + ("" if finished[-1].checksum == expected_checksum else " (another file's checksum)")
         elif failed:
             prisma_state = "failed attempt"
         else:
@@ -1026,7 +1125,7 @@ def status(conn: psycopg.Connection, options: Options) -> list[MigrationStatus]:
                 "durationMs": ours.duration_ms, "checksum": ours.checksum, "extrasChecksum": ours.extras_checksum,
             },
             checksum_ok=None if ours is None else ours.checksum == m.checksum,
-            prisma=None if prisma is None else [r.as_dict(m.checksum) for r in prisma],
+            prisma=None if prisma is None else [r.as_dict(expected_checksum) for r in prisma],
             prisma_state=prisma_state,
             schema_ok=not problems,
             problems=problems,

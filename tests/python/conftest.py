@@ -78,7 +78,7 @@ class Db:
         text = log.read_text()
         log.unlink(missing_ok=True)
         if rc != 0:
-            raise AssertionError(f"dbt {' '.join(args)} failed ({rc}):\n{text[-4000:]}")
+            raise AssertionError(f"dbt {' '.join(args)} failed ({rc}):\n{text[-12000:]}")
         return text
 
     def backfill(self, **vars_) -> str:

@@ -4,7 +4,8 @@ guide names (the csinfra CLI and plain dbt):
     csinfra migrate up → dbt run → dbt test → dbt run (writes nothing) → csinfra migrate down (exact
     restore, archives) → csinfra migrate up → csinfra migrate restore-archive → dbt run → dbt test
 
-and `csinfra backfill` followed by a plain `dbt test`.
+The last `dbt run` is `csinfra backfill` (the guide allows either): a plain `dbt test` right after it
+must pass too.
 """
 
 from __future__ import annotations
@@ -88,26 +89,19 @@ def test_the_guides_sequence_on_the_real_schema(pre_db):
     # 5. forward again, archive restored before the backfill, then the pipeline
     db.cli("migrate", "up", check=True)
     restored = db.cli("migrate", "restore-archive", archive_id, check=True)
-    assert f"{len(histories)} offers' statusHistory" in restored.stdout
+    assert re.search(rf"\b{len(histories)} offers' statusHistory", restored.stdout), restored.stdout
     with db.connect(autocommit=True) as conn:
         assert dict(conn.execute("""select id, "statusHistory" from offers where "statusHistory" <> '[]'""")) == histories
         assert conn.execute("select count(*) from analytics_events").fetchone()[0] == events
-    db.dbt("run")
-    assert "ERROR=0" in db.dbt("test")
+    backfill = db.cli("backfill", "--json")
+    assert backfill.returncode == 0, backfill.stderr
+    assert json.loads(backfill.stdout)["dbt"].get("success", 0) >= 20
+    test_log = db.dbt("test")
+    assert "ERROR=0" in test_log and "WARN=0" in test_log
     verify = db.cli("verify", "--json")
     assert verify.returncode == 0 and json.loads(verify.stdout)["drift"]["total"] == 0
     status = json.loads(db.cli("migrate", "status", "--json", check=True).stdout)["migrations"][0]
     assert status["state"] == "applied" and status["prismaState"] == "applied" and status["problems"] == []
-
-
-def test_plain_dbt_test_passes_right_after_csinfra_backfill(applied_db):
-    """`csinfra backfill` builds the whole project (as `dbt run` does), so a plain `dbt test` finds every relation."""
-    result = applied_db.cli("backfill", "--json")
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
-    assert summary["dbt"].get("success", 0) >= 20 and "error" not in summary["dbt"]
-    log = applied_db.dbt("test")
-    assert "ERROR=0" in log and "WARN=0" in log
 
 
 def test_write_back_only_builds_just_the_write_back(applied_db):

@@ -320,27 +320,34 @@ def test_no_mart_column_can_carry_secrets_emails_or_ips(marts_db):
             assert leaked == 0, table
 
 
-@pytest.mark.parametrize(
-    ("leak", "failing_test"),
-    [
-        ('alter table {s}.dim_creators add column "actorEmail" text', "column_names_exclude_dim_creators"),
-        (("update {s}.rpt_creator_dashboard_blockers set message = 'write to jane.doe@example.com' "
-          "where dashboard_blocker_id = (select min(dashboard_blocker_id) from {s}.rpt_creator_dashboard_blockers)"),
-         "no_sensitive_values_rpt_creator_dashboard_blockers"),
-        (("update {s}.fct_offer_funnel set property_id = 'seen from 192.168.10.4' "
-          "where offer_id = (select min(offer_id) from {s}.fct_offer_funnel)"), "no_sensitive_values_fct_offer_funnel"),
-        (("update {s}.dim_creators set readiness_blockers = '[\"IGQVJYabcdefghijklmnopqrstuvwxyz0123\"]' "
-          "where creator_profile_id = (select min(creator_profile_id) from {s}.dim_creators)"),
-         "no_sensitive_values_dim_creators"),
-    ],
-)
-def test_leak_guards_fail_the_build(marts_db, leak, failing_test):
-    marts_db.dbt("test", "--select", "dim_creators", "fct_offer_funnel", "rpt_creator_dashboard_blockers")
+LEAKS = {
+    # the leak injected into a built mart -> the guard that must catch it
+    'alter table {s}.dim_creators add column "actorEmail" text': "column_names_exclude_dim_creators",
+    ("update {s}.rpt_creator_dashboard_blockers set message = 'write to jane.doe@example.com' "
+     "where dashboard_blocker_id = (select min(dashboard_blocker_id) from {s}.rpt_creator_dashboard_blockers)"):
+        "no_sensitive_values_rpt_creator_dashboard_blockers",
+    ("update {s}.fct_offer_funnel set property_id = 'seen from 192.168.10.4' "
+     "where offer_id = (select min(offer_id) from {s}.fct_offer_funnel)"): "no_sensitive_values_fct_offer_funnel",
+    ("update {s}.dim_creators set readiness_blockers = '[\"IGQVJYabcdefghijklmnopqrstuvwxyz0123\"]' "
+     "where creator_profile_id = (select min(creator_profile_id) from {s}.dim_creators)"): "no_sensitive_values_dim_creators",
+}
+MARTS_UNDER_TEST = ("dim_creators", "fct_offer_funnel", "rpt_creator_dashboard_blockers")
+
+
+def test_leak_guards_fail_the_build(marts_db):
+    """Clean marts pass; each injected leak (column name, e-mail, IP, token) fails exactly its own guard."""
+    clean = marts_db.dbt("test", "--select", *MARTS_UNDER_TEST)  # raises on any failure
+    assert "Completed successfully" in clean
     with marts_db.connect(autocommit=True) as conn:
-        conn.execute(sql.SQL(leak).format(s=sql.Identifier(SCHEMA)))
+        for leak in LEAKS:
+            conn.execute(sql.SQL(leak).format(s=sql.Identifier(SCHEMA)))
     with pytest.raises(AssertionError) as failure:
-        marts_db.dbt("test", "--select", "dim_creators", "fct_offer_funnel", "rpt_creator_dashboard_blockers")
-    assert failing_test in str(failure.value)
+        marts_db.dbt("test", "--select", *MARTS_UNDER_TEST)
+    failed = set(re.findall(r"Failure in test (\w+)", str(failure.value)))
+    guards = {name for name in failed if name.startswith(("no_sensitive_values", "column_names_exclude"))}
+    for expected in LEAKS.values():
+        assert any(name.startswith(expected) for name in guards), (expected, failed)
+    assert all(any(name.startswith(expected) for expected in LEAKS.values()) for name in guards), guards
 
 
 def test_marts_read_only_refs_and_every_mart_and_column_is_documented(marts_db):

@@ -489,3 +489,27 @@ def test_rollback_keeps_every_value_that_cannot_be_derived_again(applied_db):
     again = applied_db.cli("migrate", "restore-archive", archive_id, check=True)
     assert "restored 0 audit_logs, 0 analytics_events, 0 offers' statusHistory, 0 offers' originalTermsSnapshot" in again.stdout
     assert _offer_values(applied_db) == after
+
+
+def test_restore_refuses_to_leave_originals_behind_reconstructed_snapshots(applied_db):
+    """Snapshots are write-once: once a backfill has reconstructed one, the archived original cannot go back.
+    restore-archive says so and changes nothing, unless told to restore the rest (--keep-reconstructed)."""
+    _insert_events(applied_db, 4, "k")
+    with applied_db.connect() as conn:
+        ids = [r[0] for r in conn.execute("select id from offers order by id limit 3")]
+        conn.execute("""update offers set "originalTermsSnapshot" = '{"cashCents": 12345}' where id = any(%s)""", (ids,))
+        conn.commit()
+    archive_id = archive_id_of(applied_db.cli("migrate", "down", check=True).stdout)
+    applied_db.cli("migrate", "up", check=True)
+    applied_db.backfill()  # every offer without a snapshot gets a reconstructed one
+    audit_rows = applied_db.scalar("select count(*) from audit_logs")
+    refused = applied_db.cli("migrate", "restore-archive", archive_id)
+    assert refused.returncode == 1
+    assert "3 offers got a reconstructed terms snapshot" in refused.stderr and "--keep-reconstructed" in refused.stderr
+    assert applied_db.scalar("select count(*) from audit_logs") == audit_rows
+    kept = applied_db.cli("migrate", "restore-archive", archive_id, "--keep-reconstructed", check=True)
+    assert "restored 4 audit_logs, 8 analytics_events" in kept.stdout
+    assert "3 originalTermsSnapshot" in kept.stdout  # kept: the reconstructed ones
+    with applied_db.connect(autocommit=True) as conn:
+        snapshots = [r[0] for r in conn.execute('select "originalTermsSnapshot" from offers where id = any(%s)', (ids,))]
+    assert all(s["reconstructed"] is True for s in snapshots)

@@ -116,7 +116,8 @@ def test_the_spec_oracle_catches_a_nullable_actor_column(applied_db):
     with applied_db.connect(autocommit=True) as conn:
         conn.execute('alter table audit_logs alter column "actorId" drop not null')
     _, columns, _, _ = orm_view(applied_db)
-    assert columns[("audit_logs", "actorId")] == ("text", False, None) != COLUMNS[("audit_logs", "actorId")]
+    assert columns != COLUMNS
+    assert {k for k in COLUMNS if columns[k] != COLUMNS[k]} == {("audit_logs", "actorId")}
 
 
 # -- the ORM's rows, as prisma migrate deploy writes them ----------------------------------------------------
@@ -214,7 +215,7 @@ def test_a_failed_attempt_over_a_partly_applied_schema_is_refused(pre_db):
     assert [r[2:4] for r in prisma_rows(pre_db)] == [(False, False)]  # still failed: nothing resolved
 
 
-@pytest.mark.parametrize("adopted", [False, True], ids=["applied by csinfra", "applied by the ORM"])
+@pytest.mark.parametrize("adopted", [False, True], ids=["applied by csinfra after a failed ORM attempt", "applied by the ORM"])
 def test_down_leaves_the_orm_seeing_phase1_as_pending(pre_db, adopted):
     if adopted:
         orm_deploy(pre_db, APP_FILE)
@@ -247,3 +248,53 @@ def test_an_application_file_creating_another_schema_is_refused(pre_db, tmp_path
     assert pre_db.dump_schema() == before
     missing = pre_db.cli("migrate", "up", "--prisma-migration-file", str(tmp_path / "nope.sql"))
     assert missing.returncode == 1 and "nope.sql" in missing.stderr
+
+
+def test_adoption_also_resolves_a_failed_attempt_left_beside_the_finished_row(pre_db):
+    failed_id = orm_deploy(pre_db, APP_FILE, fail_with="first try: lock timeout")
+    finished_id = orm_deploy(pre_db, APP_FILE)
+    result = pre_db.cli("migrate", "up")
+    assert result.returncode == 0 and "adopted" in result.stdout and failed_id in result.stdout, result.stdout + result.stderr
+    assert prisma_rows(pre_db) == [(failed_id, sha256(APP_FILE), False, True, 0), (finished_id, sha256(APP_FILE), True, False, 1)]
+    rc, s = status(pre_db)
+    assert rc == 0 and s["prismaState"] == "applied" and s["problems"] == []  # the checksum csinfra recorded: the ORM's
+
+
+def test_up_repairs_the_orm_ledger_when_ours_says_applied(applied_db):
+    """csinfra applied Phase 1, then the ORM's row went missing (deleted by hand) or a failed attempt appeared
+    beside it (`prisma migrate deploy` rerun after a delete): `status` says so, `up` repairs it."""
+    with applied_db.connect(autocommit=True) as conn:
+        conn.execute("delete from _prisma_migrations where migration_name = %s", (MIGRATION,))
+    rc, s = status(applied_db)
+    assert rc == 1 and any("`prisma migrate deploy` would run it again" in p for p in s["problems"]), s["problems"]
+    result = applied_db.cli("migrate", "up")
+    assert result.returncode == 0 and "already applied" in result.stdout and "recorded" in result.stdout, result.stdout
+    assert [r[1:] for r in prisma_rows(applied_db)] == [(sha256(MIGRATION_SQL.read_bytes()), True, False, 1)]
+    with applied_db.connect(autocommit=True) as conn:
+        conn.execute("update _prisma_migrations set finished_at = null, logs = 'P3018' where migration_name = %s", (MIGRATION,))
+    assert status(applied_db)[0] == 1
+    applied_db.cli("migrate", "up", check=True)
+    rows = prisma_rows(applied_db)
+    assert [r[2:4] for r in rows] == [(False, True), (True, False)]
+    rc, s = status(applied_db)
+    assert rc == 0 and s["problems"] == []
+
+
+def test_status_expects_the_checksum_of_the_file_csinfra_recorded(pre_db, tmp_path):
+    app_file = tmp_path / "migration.sql"
+    app_file.write_bytes(APP_FILE)
+    pre_db.cli("migrate", "up", "--prisma-migration-file", str(app_file), check=True)
+    rc, s = status(pre_db)
+    assert rc == 0 and s["prismaState"] == "applied" and s["prisma"][0]["checksumOk"] is True
+
+
+def test_an_application_file_with_transaction_control_is_refused(pre_db, tmp_path):
+    """Prisma writes BEGIN/COMMIT into some migrations; inside csinfra's probe transaction a COMMIT would make the
+    probe's DDL stick, so such a file is refused before anything runs."""
+    app_file = tmp_path / "migration.sql"
+    app_file.write_text("BEGIN;\n" + MIGRATION_SQL.read_text() + "COMMIT;\n")
+    before = pre_db.dump_schema()
+    result = pre_db.cli("migrate", "up", "--prisma-migration-file", str(app_file))
+    assert result.returncode == 1 and "contains BEGIN" in result.stderr
+    assert pre_db.dump_schema() == before
+    assert not pre_db.scalar("select exists (select from pg_namespace where nspname like 'csinfra_probe_%')")
