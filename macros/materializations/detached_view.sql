@@ -107,16 +107,5 @@
         $csinfra_detached$
     {%- endcall %}
 
-    {% call statement('main') -%}
-        create or replace view {{ target_relation }} as (
-            select * from {{ function_name }}()
-        )
-    {%- endcall %}
-
-    {% do apply_grants(target_relation, grant_config, should_revoke=False) %}
-    {% do persist_docs(target_relation, model) %}
-    {{ run_hooks(post_hooks, inside_transaction=True) }}
-    {{ adapter.commit() }}
-    {{ run_hooks(post_hooks, inside_transaction=False) }}
-    {{ return({'relations': [target_relation]}) }}
+    {{ return(csinfra_replace_view(target_relation, 'select * from ' ~ function_name ~ '()', grant_config, post_hooks)) }}
 {%- endmaterialization -%}

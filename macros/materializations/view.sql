@@ -41,15 +41,22 @@
         {{ return(materialization_view_default()) }}
     {%- endif -%}
 
+    {{ return(csinfra_replace_view(target_relation, sql, grant_config, post_hooks)) }}
+{%- endmaterialization -%}
+
+
+{#- The end of both view materializations: CREATE OR REPLACE VIEW (no drop, one short lock), grants, docs,
+    post-hooks, commit. -#}
+{% macro csinfra_replace_view(relation, select_sql, grant_config, post_hooks) %}
     {% call statement('main') -%}
-        create or replace view {{ target_relation }} as (
-            {{ sql }}
-        );
+        create or replace view {{ relation }} as (
+            {{ select_sql }}
+        )
     {%- endcall %}
-    {% do apply_grants(target_relation, grant_config, should_revoke=False) %}
-    {% do persist_docs(target_relation, model) %}
+    {% do apply_grants(relation, grant_config, should_revoke=False) %}
+    {% do persist_docs(relation, model) %}
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {{ adapter.commit() }}
     {{ run_hooks(post_hooks, inside_transaction=False) }}
-    {{ return({'relations': [target_relation]}) }}
-{%- endmaterialization -%}
+    {{ return({'relations': [relation]}) }}
+{% endmacro %}
