@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_CREATORS ?= 10000
 BENCH_SIZES   ?= 100000 1000000
 BENCH_SEQUENCE_CREATORS ?= 100000
+BENCH_LATENCY_CREATORS ?= 100000
 BENCH_MARTS_CREATORS ?= 1000000
 BENCH_MARTS_EVENTS   ?= 10000000
 # `make demo` always uses the embedded server, never a database named by your environment.
@@ -14,7 +15,7 @@ EMBEDDED := env -u DATABASE_URL -u PGHOST -u PGHOSTADDR -u PGPORT -u PGDATABASE 
 
 PRISMA_STAMP := prisma/node_modules/.installed-$(shell cat prisma/package-lock.json | cksum | cut -d' ' -f1)
 
-.PHONY: install browser prisma demo test lint lint-sql lint-python test-python bench bench-backfill bench-marts bench-sequence clean db-stop
+.PHONY: install browser prisma demo test lint lint-sql lint-python test-python bench bench-backfill bench-latency bench-marts bench-sequence clean db-stop
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,10 +74,13 @@ lint-python: install
 test-python: install browser prisma
 	$(BIN)/pytest
 
-bench: bench-backfill bench-sequence bench-marts
+bench: bench-backfill bench-latency bench-sequence bench-marts
 
 bench-backfill: install
 	$(EMBEDDED) $(BIN)/python scripts/bench/run.py --sizes $(BENCH_SIZES)
+
+bench-latency: install
+	$(EMBEDDED) $(BIN)/python scripts/bench/latency.py --creators $(BENCH_LATENCY_CREATORS)
 
 bench-sequence: install
 	$(EMBEDDED) $(BIN)/python scripts/bench/sequence.py --creators $(BENCH_SEQUENCE_CREATORS)

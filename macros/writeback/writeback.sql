@@ -8,20 +8,33 @@
     columns        {target column: model column}; the model also selects stored_<model column>
                    (the value as read) and row_version (xmin of the row as read)
     audit          optional {column, action, target_type}: one audit_logs row per change of that column
+    preview        optional {transitions: [target columns], elements: [target columns of JSON arrays]}:
+                   what the dry run reports beyond per-column counts
 
-  How it runs (SPEC section 6):
+  How it runs:
+    0. one runner per table: a session advisory lock; a second run waits var('writeback_wait_seconds')
+       for it, then stops with one line naming the running one (pid, start, progress);
     1. the rows whose stored values differ from the derived ones are derived ONCE into a keyed
        work table (this model's relation: what this run set out to change);
-    2. keyset batches of var('writeback_batch_size') rows, each its own short transaction under
-       var('writeback_lock_timeout'): UPDATE … FROM batch WHERE t.xmin = batch.row_version, so a row
-       the application changed after step 1 is never overwritten with a stale value; the audit rows
-       are written by the same statement;
-    3. rows skipped by that guard are re-derived and written one by one through the online
-       function (fresh values, same rules), up to three passes;
-    Between batches it sleeps var('writeback_pause_seconds') (default 0) to throttle load.
-    4. progress and counts go to {{ target.schema }}.writeback_log after every batch.
+       with var('writeback_dry_run') it stops here and records what would change (csinfra backfill
+       --dry-run prints it);
+    2. keyset batches sized by time: each batch aims at var('writeback_batch_target_ms') (default 100 ms);
+       the next batch grows while they are faster and shrinks when one is slower or times out
+       (var('writeback_batch_size') fixes the size instead). Each batch is its own transaction:
+       it locks the rows it writes with FOR UPDATE SKIP LOCKED, so it never waits on a row the
+       application holds, and updates them guarded by the row version (UPDATE … WHERE t.xmin =
+       row_version), so a row the application changed since step 1 is never overwritten with a
+       stale value; the audit rows are written by the same statement. Rows skipped either way
+       are retried later in the run, derived fresh (var('writeback_retry_passes') passes);
+       what is still locked then is left for the next run (counted as skipped);
+    3. a batch that cannot get its table locks within var('writeback_lock_timeout') gives way (it
+       waits, smaller, with exponential backoff); after var('writeback_max_lock_timeouts') in a
+       row the run stops with one line naming the table, the key range and the lock holder;
+    4. between batches it sleeps var('writeback_pause_seconds'), and it waits while a replica lags
+       more than var('writeback_max_replica_lag_seconds') (when set);
+    5. progress and counts go to {{ target.schema }}.writeback_log after every batch.
   A second run on unchanged data finds no differing row and issues no UPDATE at all. A killed run
-  resumes by simply running again: committed batches are no longer different.
+  resumes by running again: committed batches are no longer different.
 -#}
 
 {% materialization writeback, adapter='postgres' %}
@@ -30,14 +43,16 @@
     {%- set key = config.require('key') -%}
     {%- set columns = config.require('columns') -%}
     {%- set audit = config.get('audit', none) -%}
-    {%- set batch_size = var('writeback_batch_size') | int -%}
-    {%- set pause = var('writeback_pause_seconds', 0) | float -%}
+    {%- set preview = config.get('preview', {}) -%}
     {%- set app = csinfra_app_schema() -%}
     {%- set target_rel = adapter.quote(app) ~ '.' ~ adapter.quote(target_table) -%}
-    {%- set pending = this.incorporate(type='table') -%}
+    {#- schema.name, never database.schema.name: the batch function's body names it -#}
+    {%- set pending = this.incorporate(type='table').include(database=False) -%}
     {%- set skipped_rel = adapter.quote(this.schema) ~ '.' ~ adapter.quote(this.identifier ~ '__skipped') -%}
     {%- set apply_fn = adapter.quote(this.schema) ~ '.' ~ adapter.quote(this.identifier ~ '__apply') -%}
+    {%- set batch_fn = adapter.quote(this.schema) ~ '.' ~ adapter.quote(this.identifier ~ '__batch') -%}
     {%- set log_rel = adapter.quote(this.schema) ~ '.writeback_log' -%}
+    {%- set s = writeback_settings() -%}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
@@ -51,43 +66,31 @@
     {%- for row in type_rows -%}{%- do types.update({row[0]: row[1]}) -%}{%- endfor -%}
     {%- for column in columns -%}
         {%- if column not in types -%}
-            {{ exceptions.raise_compiler_error("writeback " ~ this.identifier ~ ": " ~ app ~ "." ~ target_table
+            {{ exceptions.raise_compiler_error("[csinfra] writeback " ~ this.identifier ~ ": " ~ app ~ "." ~ target_table
                 ~ " has no column " ~ column ~ " (is the Phase 1 migration applied? `csinfra migrate up`)") }}
         {%- endif -%}
     {%- endfor -%}
 
-    {#- the work table keeps only what the batches read: key, row version, new values, the audited old value -#}
-    {%- set pending_columns = [key, 'row_version'] + (columns.values() | list) -%}
-    {%- if audit -%}{%- do pending_columns.append('stored_' ~ columns[audit.column]) -%}{%- endif -%}
+    {#- the work table keeps what the batches read and the dry run reports: key, row version, new and stored values -#}
+    {%- set pending_columns = [key, 'row_version'] -%}
+    {%- for model_col in columns.values() -%}
+        {%- do pending_columns.append(model_col) -%}
+        {%- do pending_columns.append('stored_' ~ model_col) -%}
+    {%- endfor -%}
 
     {%- set ctx = {
         'target_rel': target_rel, 'target_key': target_key, 'key': key, 'columns': columns,
         'types': types, 'audit': audit, 'app': app,
     } -%}
 
-    {#- 0. the run log -#}
-    {% call statement('writeback_log') -%}
-        create table if not exists {{ log_rel }} (
-            invocation_id text not null,
-            model text not null,
-            target_table text not null,
-            started_at timestamptz not null default clock_timestamp(),
-            finished_at timestamptz,
-            status text not null default 'deriving',
-            candidates bigint,
-            written bigint not null default 0,
-            skipped bigint not null default 0,
-            retried bigint not null default 0,
-            audit_rows bigint not null default 0,
-            batches integer not null default 0,
-            batch_size integer not null,
-            derive_ms bigint,
-            primary key (invocation_id, model)
-        );
-        alter table {{ log_rel }} add column if not exists scanned bigint;
-        insert into {{ log_rel }} (invocation_id, model, target_table, batch_size)
-        values ('{{ invocation_id }}', '{{ this.identifier }}', '{{ app }}.{{ target_table }}', {{ batch_size }})
-        on conflict (invocation_id, model) do nothing;
+    {#- 0. the run log, then one runner per table -#}
+    {{ writeback_log_ddl(log_rel) }}
+    {{ writeback_acquire(target_rel, log_rel, s.wait_seconds) }}
+    {% call statement('writeback_log_row') -%}
+        insert into {{ log_rel }} (invocation_id, model, target_table, batch_size, pid, dry_run)
+        values ('{{ invocation_id }}', '{{ this.identifier }}', {{ csinfra_quote(app ~ '.' ~ target_table) }},
+                {{ s.fixed_size if s.fixed_size is not none else s.start_rows }}, pg_backend_pid(), {{ s.dry_run }})
+        on conflict (invocation_id, model) do update set pid = excluded.pid
     {%- endcall %}
     {% do adapter.commit() %}
 
@@ -111,13 +114,29 @@
     {%- set scanned = csinfra_query("select count(*) from " ~ target_rel).columns[0].values()[0] | int -%}
     {%- set derive_ms = ((modules.datetime.datetime.now() - t0).total_seconds() * 1000) | int -%}
     {% call statement('log_candidates') -%}
-        update {{ log_rel }} set candidates = {{ candidates }}, scanned = {{ scanned }}, derive_ms = {{ derive_ms }}, status = 'writing'
+        update {{ log_rel }} set candidates = {{ candidates }}, scanned = {{ scanned }}, derive_ms = {{ derive_ms }},
+            status = {{ "'previewed'" if s.dry_run else "'writing'" }},
+            preview = {{ writeback_preview_sql(pending, ctx, preview) if s.dry_run else 'null' }},
+            finished_at = {{ 'clock_timestamp()' if s.dry_run else 'null' }}
         where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}'
     {%- endcall %}
     {% do adapter.commit() %}
 
-    {#- the online path: the same statement for one key, derived fresh -#}
+    {%- if s.dry_run -%}
+        {% call statement('main') -%}
+            select pg_advisory_unlock({{ writeback_lock_key(target_rel) }})
+        {%- endcall %}
+        {{ run_hooks(post_hooks, inside_transaction=True) }}
+        {% do adapter.commit() %}
+        {{ run_hooks(post_hooks, inside_transaction=False) }}
+        {{ return({'relations': [pending]}) }}
+    {%- endif -%}
+
+    {#- the online path: the same statement for one key, derived fresh. Its body is not analysed on creation
+        (check_function_bodies off, as pg_dump restores functions): analysing the UPDATE would take the target's
+        ROW EXCLUSIVE lock, and wait behind any application DDL; the batches run the very same statement. -#}
     {% call statement('apply_function') -%}
+        set local check_function_bodies = off;
         create or replace function {{ apply_fn }}(p_key text, p_source text default 'online')
         returns setof jsonb
         language sql
@@ -138,65 +157,150 @@
         from batch
         $csinfra_apply$;
     {%- endcall %}
+
+    {#- one batch, as a function: the keyset bound, the locked and guarded UPDATE, its audit rows, the log -#}
+    {% call statement('batch_function') -%}
+        {{ writeback_batch_function(ctx, batch_fn, pending, skipped_rel, log_rel, s) }}
+    {%- endcall %}
     {% do adapter.commit() %}
 
-    {#- 2. keyset batches -#}
-    {%- set ns = namespace(last=none, done=(candidates == 0), written=0, skipped=0, audited=0, batches=0) -%}
-    {#- Jinja's sandbox caps range() at 100000: nest two loops for any number of batches -#}
-    {%- set n_batches = candidates // batch_size + 2 -%}
-    {%- for _outer in range(n_batches // 100000 + 1) if not ns.done -%}
-    {%- for _ in range([n_batches, 100000] | min) if not ns.done -%}
-        {%- set bound_sql = "select max(k) from (select " ~ adapter.quote(key) ~ " as k from " ~ pending
-            ~ (" where " ~ adapter.quote(key) ~ " > " ~ csinfra_quote(ns.last) if ns.last is not none else "")
-            ~ " order by 1 limit " ~ batch_size ~ ") as b" -%}
-        {%- set upper = csinfra_query(bound_sql).columns[0].values()[0] -%}
-        {%- if upper is none -%}
-            {%- set ns.done = true -%}
-        {%- else -%}
-            {%- set stats = csinfra_query(writeback_batch_sql(ctx, pending, skipped_rel, ns.last, upper)) -%}
-            {%- set ns.written = ns.written + (stats.columns[1].values()[0] | int) -%}
-            {%- set ns.audited = ns.audited + (stats.columns[2].values()[0] | int) -%}
-            {%- set ns.skipped = ns.skipped + (stats.columns[3].values()[0] | int) -%}
-            {%- set ns.batches = ns.batches + 1 -%}
-            {%- set ns.last = upper -%}
-            {% call statement('log_batch') -%}
-                update {{ log_rel }}
-                set written = {{ ns.written }}, skipped = {{ ns.skipped }}, audit_rows = {{ ns.audited }},
-                    batches = {{ ns.batches }}
-                where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}'
+    {#- 2.–4. the batches, then the retry passes over what was skipped -#}
+    {%- set run = namespace(size=(s.fixed_size if s.fixed_size is not none else s.start_rows), written=0, audited=0,
+                            batches=0, timeouts=0, backoffs=0, retried=0, remaining=0) -%}
+    {{ writeback_batches(ctx, batch_fn, pending, target_rel, s, run, 'backfill') }}
+    {%- set written_first_pass = run.written -%}
+    {%- for attempt in range(s.retry_passes) -%}
+        {%- set waiting = csinfra_query("select count(*) from " ~ skipped_rel).columns[0].values()[0] | int -%}
+        {%- if waiting > 0 -%}
+            {#- give the application's transactions a moment, then derive the skipped rows fresh -#}
+            {%- do csinfra_query('select pg_sleep(' ~ (s.target_ms / 1000.0) ~ ')') -%}
+            {% call statement('rederive') -%}
+                truncate {{ pending }};
+                insert into {{ pending }}
+                select
+                    {%- for col in pending_columns %}
+                    model.{{ adapter.quote(col) }}{{ ',' if not loop.last }}
+                    {%- endfor %}
+                from ({{ sql }}) as model
+                where {{ writeback_changed_predicate('model', columns) }}
+                    and model.{{ adapter.quote(key) }} in (select {{ adapter.quote(key) }} from {{ skipped_rel }});
+                truncate {{ skipped_rel }};
+                analyze {{ pending }};
             {%- endcall %}
             {% do adapter.commit() %}
-            {%- if pause > 0 -%}
-                {%- do csinfra_query('select pg_sleep(' ~ pause ~ ')') -%}
-                {% do adapter.commit() %}
-            {%- endif -%}
+            {{ writeback_batches(ctx, batch_fn, pending, target_rel, s, run, 'backfill_retry') }}
         {%- endif -%}
-    {%- endfor -%}
-    {%- endfor -%}
-
-    {#- 3. rows changed by the application during the run: re-derived and written through the online function -#}
-    {%- set retry = namespace(done=(ns.skipped == 0), retried=0, audited=0) -%}
-    {%- for attempt in range(3) if not retry.done -%}
-        {%- set res = csinfra_query(writeback_retry_sql(ctx, skipped_rel, apply_fn)) -%}
-        {%- set retry.retried = retry.retried + (res.columns[0].values()[0] | int) -%}
-        {%- set retry.audited = retry.audited + (res.columns[1].values()[0] | int) -%}
-        {% do adapter.commit() %}
-        {%- if (res.columns[2].values()[0] | int) == 0 -%}{%- set retry.done = true -%}{%- endif -%}
     {%- endfor -%}
     {%- set still_skipped = csinfra_query("select count(*) from " ~ skipped_rel).columns[0].values()[0] | int -%}
 
     {% call statement('main') -%}
         update {{ log_rel }}
-        set finished_at = clock_timestamp(), status = 'done', retried = {{ retry.retried }},
-            skipped = {{ still_skipped }}, audit_rows = {{ ns.audited + retry.audited }}
-        where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}'
+        set finished_at = clock_timestamp(), status = 'done', retried = {{ run.written - written_first_pass }},
+            written = {{ written_first_pass }}, skipped = {{ still_skipped }}, audit_rows = {{ run.audited }},
+            batches = {{ run.batches }}
+        where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}';
+        select pg_advisory_unlock({{ writeback_lock_key(target_rel) }});
     {%- endcall %}
-
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {% do adapter.commit() %}
     {{ run_hooks(post_hooks, inside_transaction=False) }}
     {{ return({'relations': [pending]}) }}
 {% endmaterialization %}
+
+
+{#- The write-back's settings (dbt vars), checked once. -#}
+{% macro writeback_settings() %}
+    {%- set fixed = var('writeback_batch_size', none) -%}
+    {%- set settings = {
+        'fixed_size': (fixed | int) if fixed is not none else none,
+        'target_ms': var('writeback_batch_target_ms', 100) | float,
+        'min_rows': var('writeback_batch_min_rows', 100) | int,
+        'max_rows': var('writeback_batch_max_rows', 50000) | int,
+        'start_rows': var('writeback_batch_start_rows', 1000) | int,
+        'lock_timeout': var('writeback_lock_timeout', '100ms'),
+        'max_timeouts': var('writeback_max_lock_timeouts', 20) | int,
+        'pause': var('writeback_pause_seconds', 0) | float,
+        'retry_passes': var('writeback_retry_passes', 3) | int,
+        'wait_seconds': var('writeback_wait_seconds', 0) | float,
+        'dry_run': (var('writeback_dry_run', false) | string | lower) in ('true', '1', 'yes'),
+        'max_lag': var('writeback_max_replica_lag_seconds', none),
+    } -%}
+    {%- if settings.fixed_size is not none and settings.fixed_size < 1 -%}
+        {{ exceptions.raise_compiler_error("[csinfra] writeback_batch_size must be at least 1") }}
+    {%- endif -%}
+    {%- if not (0 < settings.min_rows <= settings.start_rows <= settings.max_rows) or settings.target_ms <= 0 -%}
+        {{ exceptions.raise_compiler_error("[csinfra] need 0 < writeback_batch_min_rows <= writeback_batch_start_rows "
+            ~ "<= writeback_batch_max_rows and writeback_batch_target_ms > 0") }}
+    {%- endif -%}
+    {%- if not modules.re.match('^[0-9]+(\\.[0-9]+)? *(us|ms|s|min|h|d)?$', settings.lock_timeout | string) -%}
+        {{ exceptions.raise_compiler_error("[csinfra] writeback_lock_timeout " ~ (settings.lock_timeout | string)
+            ~ " is not a PostgreSQL duration like 100ms or 5s") }}
+    {%- endif -%}
+    {{ return(settings) }}
+{% endmacro %}
+
+
+{#- The run log (one row per run and model), created once. -#}
+{% macro writeback_log_ddl(log_rel) %}
+    {% call statement('writeback_log') -%}
+        create table if not exists {{ log_rel }} (
+            invocation_id text not null,
+            model text not null,
+            target_table text not null,
+            started_at timestamptz not null default clock_timestamp(),
+            finished_at timestamptz,
+            status text not null default 'deriving',
+            candidates bigint,
+            written bigint not null default 0,
+            skipped bigint not null default 0,
+            retried bigint not null default 0,
+            audit_rows bigint not null default 0,
+            batches integer not null default 0,
+            batch_size integer not null,
+            derive_ms bigint,
+            primary key (invocation_id, model)
+        );
+        alter table {{ log_rel }} add column if not exists scanned bigint;
+        alter table {{ log_rel }} add column if not exists pid integer;
+        alter table {{ log_rel }} add column if not exists dry_run boolean not null default false;
+        alter table {{ log_rel }} add column if not exists preview jsonb;
+        alter table {{ log_rel }} add column if not exists lock_timeouts integer not null default 0;
+        alter table {{ log_rel }} add column if not exists backoffs integer not null default 0;
+    {%- endcall %}
+    {% do adapter.commit() %}
+{% endmacro %}
+
+
+{#- One runner per target table: a session-level advisory lock on this connection. Waits up to `wait_seconds`
+    for another run, then stops with one line naming it. -#}
+{% macro writeback_lock_key(target_rel) -%}
+    hashtext('csinfra.writeback'), hashtext({{ csinfra_quote(target_rel) }})
+{%- endmacro %}
+
+{% macro writeback_acquire(target_rel, log_rel, wait_seconds) %}
+    {%- set polls = ((wait_seconds / 0.5) | round(0, 'ceil') | int) -%}
+    {%- set lock = namespace(got=false) -%}
+    {%- for attempt in range(polls + 1) if not lock.got -%}
+        {%- if attempt > 0 -%}{%- do csinfra_query('select pg_sleep(0.5)') -%}{%- endif -%}
+        {%- set lock.got = csinfra_query('select pg_try_advisory_lock(' ~ writeback_lock_key(target_rel) ~ ')').columns[0].values()[0] -%}
+        {% do adapter.commit() %}
+    {%- endfor -%}
+    {%- if not lock.got -%}
+        {%- set holder = csinfra_query(
+            "select coalesce((select 'pid ' || l.pid || coalesce(' (' || a.application_name || ')', '') from pg_locks l "
+            ~ "left join pg_stat_activity a on a.pid = l.pid where l.locktype = 'advisory' and l.granted "
+            ~ "and l.classid = (hashtext('csinfra.writeback')::bigint & 4294967295)::oid "
+            ~ "and l.objid = (hashtext(" ~ csinfra_quote(target_rel) ~ ")::bigint & 4294967295)::oid limit 1), 'another session') "
+            ~ "|| coalesce((select ', started ' || to_char(started_at, 'YYYY-MM-DD HH24:MI:SS') || ', ' || status || ', '"
+            ~ " || written || ' of ' || coalesce(candidates::text, '?') || ' rows written' from " ~ log_rel
+            ~ " where target_table = " ~ csinfra_quote(target_rel | replace('\"', '')) ~ " and finished_at is null"
+            ~ " order by started_at desc limit 1), '')"
+        ).columns[0].values()[0] -%}
+        {{ exceptions.raise_compiler_error("[csinfra] another backfill is writing " ~ (target_rel | replace('"', ''))
+            ~ ": " ~ holder ~ "; waited " ~ wait_seconds ~ "s (--wait SECONDS, dbt var writeback_wait_seconds, waits longer)") }}
+    {%- endif -%}
+{% endmacro %}
+
 
 
 {#- "stored values differ from derived ones" for the configured columns -#}
@@ -210,8 +314,9 @@
 {%- endmacro %}
 
 
-{#- The guarded UPDATE and its audit rows, as CTEs named `written` and `audited`, over `source`. -#}
-{% macro writeback_update_ctes(ctx, source, where, source_label) -%}
+{#- The guarded UPDATE and its audit rows, as CTEs named `written` and `audited`, over `source`.
+    With `locked` (a CTE of keys this statement holds FOR UPDATE), only those rows are written. -#}
+{% macro writeback_update_ctes(ctx, source, where, source_label, locked=none) -%}
     written as (
         update {{ ctx.target_rel }} as t
         set
@@ -219,6 +324,9 @@
             {{ adapter.quote(target_col) }} = {{ source }}.{{ adapter.quote(model_col) }}::{{ ctx.types[target_col] }}{{ ',' if not loop.last }}
             {%- endfor %}
         from {{ source }}
+        {%- if locked %}
+        join {{ locked }} on {{ locked }}.key = {{ source }}.{{ adapter.quote(ctx.key) }}
+        {%- endif %}
         where
             t.{{ adapter.quote(ctx.target_key) }} = {{ source }}.{{ adapter.quote(ctx.key) }}
             and t.xmin = {{ source }}.row_version
@@ -259,57 +367,193 @@
 {%- endmacro %}
 
 
-{#- One keyset batch: (rows in batch, rows written, audit rows, rows skipped by the guard). -#}
-{% macro writeback_batch_sql(ctx, pending, skipped_rel, lower, upper) -%}
+{#- One batch as a PL/pgSQL function: the next `p_limit` keys after `p_after`, locked with SKIP LOCKED (never
+    waiting on the application's rows), written under the row-version guard, audited, logged; the keys it could
+    not write go to the skipped table. A lock_timeout (a table lock it could not get) rolls the batch back and
+    reports timed_out. With a lagging replica it does nothing and reports lagging. -#}
+{% macro writeback_batch_function(ctx, batch_fn, pending, skipped_rel, log_rel, s) -%}
     {%- set k = adapter.quote(ctx.key) -%}
-    select set_config('lock_timeout', '{{ var("writeback_lock_timeout") }}', true);
-    with
-    batch as (
-        select * from {{ pending }}
-        where {% if lower is not none %}{{ k }} > {{ csinfra_quote(lower) }} and {% endif %}{{ k }} <= {{ csinfra_quote(upper) }}
-    ),
-    {{ writeback_update_ctes(ctx, 'batch', 'true', "'backfill'") }},
-    skipped as (
-        insert into {{ skipped_rel }} ({{ k }})
-        select batch.{{ k }} from batch
-        where not exists (select from written where written.key = batch.{{ k }})
-        returning 1
-    )
-    select
-        (select count(*) from batch) as batch_rows,
-        (select count(*) from written) as written_rows,
-        (select count(*) from audited) as audit_rows,
-        (select count(*) from skipped) as skipped_rows
+    drop function if exists {{ batch_fn }}(text, integer, text);
+    create function {{ batch_fn }}(p_after text, p_limit integer, p_source text)
+    returns table (o_upper_key text, o_batch_rows bigint, o_written_rows bigint, o_audit_rows bigint, o_skipped_rows bigint,
+                   o_timed_out boolean, o_lagging boolean)
+    language plpgsql
+    -- plan each batch for its own key range: a generic plan (PL/pgSQL's after five calls) cannot know how
+    -- many rows the range holds, and one bad plan is one long batch holding its row locks
+    set plan_cache_mode = force_custom_plan
+    as $csinfra_batch$
+    #variable_conflict use_column
+    declare
+        v_upper text;
+    begin
+        {%- if s.max_lag is not none %}
+        if coalesce((select max(extract(epoch from replay_lag)) from pg_stat_replication), 0) > {{ s.max_lag | float }} then
+            update {{ log_rel }} set backoffs = backoffs + 1
+            where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}';
+            return query select p_after, 0::bigint, 0::bigint, 0::bigint, 0::bigint, false, true;
+            return;
+        end if;
+        {%- endif %}
+        select max(b.k) into v_upper
+        from (select {{ k }} as k from {{ pending }} where {{ k }} > p_after order by {{ k }} limit p_limit) as b;
+        if v_upper is null then
+            return query select null::text, 0::bigint, 0::bigint, 0::bigint, 0::bigint, false, false;
+            return;
+        end if;
+        perform set_config('lock_timeout', {{ csinfra_quote(s.lock_timeout) }}, true);
+        return query
+        with
+        batch as (
+            select * from {{ pending }} where {{ k }} > p_after and {{ k }} <= v_upper
+        ),
+        locked as (
+            select t.{{ adapter.quote(ctx.target_key) }} as key
+            from {{ ctx.target_rel }} as t
+            join batch on t.{{ adapter.quote(ctx.target_key) }} = batch.{{ k }} and t.xmin = batch.row_version
+            for update of t skip locked
+        ),
+        {{ writeback_update_ctes(ctx, 'batch', 'true', 'p_source', locked='locked') }},
+        skipped as (
+            insert into {{ skipped_rel }} ({{ k }})
+            select batch.{{ k }} from batch
+            where not exists (select from written where written.key = batch.{{ k }})
+            on conflict do nothing
+            returning 1
+        ),
+        logged as (  -- a data-modifying CTE runs whether or not it is read
+            update {{ log_rel }}
+            set written = written + (select count(*) from written), audit_rows = audit_rows + (select count(*) from audited),
+                batches = batches + 1, batch_size = p_limit
+            where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}'
+            returning 1
+        )
+        select v_upper, (select count(*) from batch), (select count(*) from written), (select count(*) from audited),
+               (select count(*) from skipped), false, false;
+    exception when lock_not_available then
+        update {{ log_rel }} set lock_timeouts = lock_timeouts + 1
+        where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}';
+        return query select v_upper, 0::bigint, 0::bigint, 0::bigint, 0::bigint, true, false;
+    end;
+    $csinfra_batch$;
 {%- endmacro %}
 
 
-{#- Retry the skipped keys once through the online function: (written or no longer different, audit rows, still skipped). -#}
-{% macro writeback_retry_sql(ctx, skipped_rel, apply_fn) -%}
-    {%- set k = adapter.quote(ctx.key) -%}
-    with
-    attempt as (
-        select s.{{ k }} as k, r.row
-        from {{ skipped_rel }} as s
-        cross join lateral {{ apply_fn }}(s.{{ k }}, 'backfill_retry') as r (row)
-    ),
-    done as (
-        delete from {{ skipped_rel }} as s
-        using attempt
-        where s.{{ k }} = attempt.k
-            and ((attempt.row ->> 'written')::boolean or not (attempt.row ->> 'has_changes')::boolean)
-        returning attempt.row
+{#- The batch loop over the work table, sizes adapted to the target duration. `run` (a namespace) carries the
+    size and the counts across calls. Jinja has no while loop: two nested loops of 2000 allow four million
+    batches (the smallest batch is writeback_batch_min_rows), and cost little once done. -#}
+{% macro writeback_batches(ctx, batch_fn, pending, target_rel, s, run, source_label) %}
+    {%- set loop_state = namespace(after='', done=false, timeouts_in_a_row=0) -%}
+    {%- for _outer in range(2000) if not loop_state.done -%}
+    {%- for _ in range(2000) if not loop_state.done -%}
+        {%- set t0 = modules.datetime.datetime.now() -%}
+        {%- set r = csinfra_query("select * from " ~ batch_fn ~ "(" ~ csinfra_quote(loop_state.after) ~ ", "
+            ~ run.size ~ ", " ~ csinfra_quote(source_label) ~ ")").rows[0] -%}
+        {% do adapter.commit() %}
+        {%- set elapsed_ms = (modules.datetime.datetime.now() - t0).total_seconds() * 1000 -%}
+        {%- if r[6] -%}
+            {#- a replica lags: wait a second, then try the same range again -#}
+            {%- set run.backoffs = run.backoffs + 1 -%}
+            {%- do csinfra_query('select pg_sleep(1)') -%}
+            {% do adapter.commit() %}
+        {%- elif r[5] -%}
+            {#- a table lock not granted within lock_timeout: give way, smaller, after a growing pause -#}
+            {%- set run.timeouts = run.timeouts + 1 -%}
+            {%- set loop_state.timeouts_in_a_row = loop_state.timeouts_in_a_row + 1 -%}
+            {%- if loop_state.timeouts_in_a_row >= s.max_timeouts -%}
+                {{ writeback_raise_lock_timeouts(target_rel, loop_state.after, r[0], run, s) }}
+            {%- endif -%}
+            {%- if s.fixed_size is none -%}{%- set run.size = [s.min_rows, run.size // 2] | max -%}{%- endif -%}
+            {%- do csinfra_query('select pg_sleep(' ~ ([0.05 * (2 ** (loop_state.timeouts_in_a_row - 1)), 2.0] | min) ~ ')') -%}
+            {% do adapter.commit() %}
+        {%- elif r[0] is none -%}
+            {%- set loop_state.done = true -%}
+        {%- else -%}
+            {%- set loop_state.timeouts_in_a_row = 0 -%}
+            {%- set loop_state.after = r[0] -%}
+            {%- set run.written = run.written + (r[2] | int) -%}
+            {%- set run.audited = run.audited + (r[3] | int) -%}
+            {%- set run.batches = run.batches + 1 -%}
+            {%- if s.fixed_size is none -%}
+                {#- aim at the target duration: grow by half at most, shrink to half at least, within the bounds -#}
+                {%- set factor = [[s.target_ms / ([elapsed_ms, 1.0] | max), 0.5] | max, 1.5] | min -%}
+                {%- set run.size = [[(run.size * factor) | int, s.min_rows] | max, s.max_rows] | min -%}
+            {%- endif -%}
+            {%- if s.pause > 0 -%}
+                {%- do csinfra_query('select pg_sleep(' ~ s.pause ~ ')') -%}
+                {% do adapter.commit() %}
+            {%- endif -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- endfor -%}
+{% endmacro %}
+
+
+{#- After too many lock timeouts in a row: one line naming the table, the key range and who holds its locks. -#}
+{% macro writeback_raise_lock_timeouts(target_rel, after, upper, run, s) %}
+    {%- set holders = csinfra_query(
+        "select coalesce(string_agg(format('pid %s holds %s (%s%s)', l.pid, l.mode, coalesce(a.state, '?'), "
+        ~ "coalesce(', transaction open ' || extract(epoch from now() - a.xact_start)::int || 's', '')), '; '), "
+        ~ "'no lock holder seen any more') from pg_locks l left join pg_stat_activity a on a.pid = l.pid "
+        ~ "where l.relation = " ~ csinfra_quote(target_rel) ~ "::regclass and l.granted and l.pid <> pg_backend_pid()"
+    ).columns[0].values()[0] -%}
+    {{ exceptions.raise_compiler_error("[csinfra] the write-back of " ~ (target_rel | replace('"', ''))
+        ~ " could not lock its batch of keys after '" ~ after ~ "'" ~ (" up to '" ~ upper ~ "'" if upper else "")
+        ~ " within lock_timeout=" ~ s.lock_timeout ~ ", " ~ s.max_timeouts ~ " times in a row: " ~ holders
+        ~ "; the " ~ run.written ~ " rows written so far are kept, rerun to resume") }}
+{% endmacro %}
+
+
+{#- The dry run's report, from the work table: per column, rows that change, get a first value or lose one;
+    the from→to transitions of `preview.transitions`; the elements added to and removed from the JSON arrays
+    of `preview.elements`. Keyed by the application's column names. -#}
+{% macro writeback_preview_sql(pending, ctx, preview) -%}
+    jsonb_build_object(
+        'rows', (select count(*) from {{ pending }}),
+        'columns', jsonb_build_object(
+            {%- for target_col, model_col in ctx.columns.items() %}
+            {{ csinfra_quote(target_col) }}, (
+                select jsonb_build_object(
+                    'changed', count(*) filter (where p.{{ adapter.quote('stored_' ~ model_col) }} is distinct from p.{{ adapter.quote(model_col) }}),
+                    'set', count(*) filter (where p.{{ adapter.quote('stored_' ~ model_col) }} is null and p.{{ adapter.quote(model_col) }} is not null),
+                    'cleared', count(*) filter (where p.{{ adapter.quote('stored_' ~ model_col) }} is not null and p.{{ adapter.quote(model_col) }} is null)
+                ) from {{ pending }} as p
+            ){{ ',' if not loop.last }}
+            {%- endfor %}
+        ),
+        'transitions', jsonb_build_object(
+            {%- for target_col in preview.get('transitions', []) %}
+            {%- set model_col = ctx.columns[target_col] %}
+            {{ csinfra_quote(target_col) }}, (
+                select coalesce(jsonb_object_agg(transition, n), '{}'::jsonb) from (
+                    select coalesce(p.{{ adapter.quote('stored_' ~ model_col) }}::text, 'null') || ' -> '
+                           || coalesce(p.{{ adapter.quote(model_col) }}::text, 'null') as transition, count(*) as n
+                    from {{ pending }} as p
+                    where p.{{ adapter.quote('stored_' ~ model_col) }} is distinct from p.{{ adapter.quote(model_col) }}
+                    group by 1
+                ) as t
+            ){{ ',' if not loop.last }}
+            {%- endfor %}
+        ),
+        'elements', jsonb_build_object(
+            {%- for target_col in preview.get('elements', []) %}
+            {%- set model_col = ctx.columns[target_col] %}
+            {{ csinfra_quote(target_col) }}, jsonb_build_object(
+                'added', (select coalesce(jsonb_object_agg(e, n), '{}'::jsonb) from (
+                    select e, count(*) as n from {{ pending }} as p
+                    cross join lateral jsonb_array_elements_text(p.{{ adapter.quote(model_col) }}) as e
+                    where not coalesce(p.{{ adapter.quote('stored_' ~ model_col) }}, '[]'::jsonb) @> to_jsonb(e)
+                    group by e) as a),
+                'removed', (select coalesce(jsonb_object_agg(e, n), '{}'::jsonb) from (
+                    select e, count(*) as n from {{ pending }} as p
+                    cross join lateral jsonb_array_elements_text(
+                        case when jsonb_typeof(p.{{ adapter.quote('stored_' ~ model_col) }}) = 'array'
+                             then p.{{ adapter.quote('stored_' ~ model_col) }} else '[]'::jsonb end) as e
+                    where not coalesce(p.{{ adapter.quote(model_col) }}, '[]'::jsonb) @> to_jsonb(e)
+                    group by e) as r)
+            ){{ ',' if not loop.last }}
+            {%- endfor %}
+        )
     )
-    select
-        (select count(*) from done) as done_rows,
-        {%- if ctx.audit %}
-        (select count(*) from done
-         where (done.row ->> 'written')::boolean
-            and done.row ->> {{ csinfra_quote('stored_' ~ ctx.columns[ctx.audit.column]) }}
-                is distinct from done.row ->> {{ csinfra_quote(ctx.columns[ctx.audit.column]) }}) as audit_rows,
-        {%- else %}
-        0 as audit_rows,
-        {%- endif %}
-        (select count(*) from {{ skipped_rel }}) - (select count(*) from done) as remaining
 {%- endmacro %}
 
 

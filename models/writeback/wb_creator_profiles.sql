@@ -13,6 +13,7 @@
         'firstCollabCompletedAt': 'first_collab_completed_at',
     },
     audit={'column': 'trustTier', 'action': 'system.trust_updated', 'target_type': 'CreatorProfile'},
+    preview={'transitions': ['trustTier', 'readinessState'], 'elements': ['readinessBlockers']},
 ) }}
 
 with

@@ -9,6 +9,7 @@
         'validationErrors': 'validation_errors',
         'originalTermsSnapshot': 'original_terms_snapshot',
     },
+    preview={'transitions': ['isValid'], 'elements': ['validationErrors']},
 ) }}
 
 with

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,10 @@ class ModelProgress:
     started_at: datetime
     finished_at: datetime | None
     scanned: int | None = None
+    batch_size: int | None = None
+    lock_timeouts: int = 0
+    backoffs: int = 0
+    preview: dict | None = None
 
     @property
     def done_rows(self) -> int:
@@ -79,11 +84,17 @@ def _log_rows(conn: psycopg.Connection, since: datetime) -> list[ModelProgress]:
     rows = conn.execute(
         sql.SQL(
             "select model, status, candidates, written, skipped, retried, audit_rows, batches, derive_ms, "
-            "started_at, finished_at, scanned from {} where started_at >= %s order by started_at"
+            "started_at, finished_at, scanned, batch_size, lock_timeouts, backoffs, preview "
+            "from {} where started_at >= %s order by started_at"
         ).format(sql.Identifier(schema, "writeback_log")),
         (since,),
     ).fetchall()
-    return [ModelProgress(*r) for r in rows]
+    # one row per model: this run's, the first to start after it did (a run waiting for ours to finish
+    # starts its own row later)
+    mine: dict[str, ModelProgress] = {}
+    for r in rows:
+        mine.setdefault(r[0], ModelProgress(*r))
+    return list(mine.values())
 
 
 def interrupted_runs(conn: psycopg.Connection) -> list[str]:
@@ -91,10 +102,18 @@ def interrupted_runs(conn: psycopg.Connection) -> list[str]:
     schema = settings.dbt_schema()
     if not table_exists(conn, schema, "writeback_log"):
         return []
-    rows = conn.execute(
-        sql.SQL("select model || ' (' || invocation_id || ', ' || written || ' rows written)' from {} "
-                "where finished_at is null order by started_at").format(sql.Identifier(schema, "writeback_log"))
-    ).fetchall()
+    try:
+        with conn.transaction():
+            rows = conn.execute(
+                sql.SQL("select model || ' (' || invocation_id || ', ' || written || ' rows written)' from {} as l "
+                        "where finished_at is null and not exists (select from pg_stat_activity a where a.pid = l.pid) "
+                        "order by started_at").format(sql.Identifier(schema, "writeback_log"))
+            ).fetchall()
+    except psycopg.errors.UndefinedColumn:  # a log from before runs recorded their pid
+        rows = conn.execute(
+            sql.SQL("select model || ' (' || invocation_id || ', ' || written || ' rows written)' from {} "
+                    "where finished_at is null order by started_at").format(sql.Identifier(schema, "writeback_log"))
+        ).fetchall()
     return [r[0] for r in rows]
 
 
@@ -111,28 +130,29 @@ def run_backfill(
     target: Target,
     app_schema: str,
     only: str | None = None,
-    batch_size: int | None = None,
-    lock_timeout: str | None = None,
+    dbt_vars: dict | None = None,
     on_progress: Callable[[list[ModelProgress]], None] | None = None,
     poll_seconds: float = 0.5,
     write_back_only: bool = False,
+    dry_run: bool = False,
 ) -> BackfillResult:
     """`dbt run` of the whole project, as the deployment guide runs it (the views, the write-back, then the
     event models and marts, so a plain `dbt test` afterwards finds everything it tests), polling progress
     from the write-back's run log. `only` or `write_back_only` run just the write-back models and what
-    they read (then `csinfra verify` or `dbt test --select +wb_creator_profiles +wb_offers` checks them)."""
+    they read (then `csinfra verify` or `dbt test --select +wb_creator_profiles +wb_offers` checks them).
+    `dry_run` derives what would change and writes nothing (the write-back models only); each model's
+    report is in its progress row's `preview`. `dbt_vars` are the write-back's dbt vars (writeback_*)."""
     with target.connect(autocommit=True) as conn:
         require_phase1(conn, app_schema)
         earlier = interrupted_runs(conn)
         since = conn.execute("select now()").fetchone()[0]
     models = [WRITEBACK_MODELS[only]] if only else list(WRITEBACK_MODELS.values())
-    selection = ["--select", *[f"+{m}" for m in models]] if only or write_back_only else []
-    vars_: dict = {}
-    if batch_size:
-        vars_["writeback_batch_size"] = batch_size
-    if lock_timeout:
-        vars_["writeback_lock_timeout"] = lock_timeout
-    log_path = project_root() / "target" / "csinfra_backfill.log"
+    selection = ["--select", *[f"+{m}" for m in models]] if only or write_back_only or dry_run else []
+    vars_ = dict(dbt_vars or {})
+    if dry_run:
+        vars_["writeback_dry_run"] = True
+    # a log of its own: another backfill may be running from the same directory (and waiting for this one)
+    log_path = project_root() / "target" / f"csinfra_backfill.{os.getpid()}.log"
     log_path.parent.mkdir(exist_ok=True)
     started = time.monotonic()
     wall_start = time.time()
@@ -150,8 +170,12 @@ def run_backfill(
             if finished:
                 break
             time.sleep(poll_seconds)
-    return BackfillResult(returncode=proc.returncode, models=progress, seconds=time.monotonic() - started,
-                          log_path=log_path, interrupted_before=earlier, dbt=run_results(wall_start))
+    result = BackfillResult(returncode=proc.returncode, models=progress, seconds=time.monotonic() - started,
+                            log_path=log_path, interrupted_before=earlier, dbt=run_results(wall_start))
+    if proc.returncode == 0:  # kept only when something went wrong
+        log_path.replace(log_path.with_name("csinfra_backfill.log"))
+        result.log_path = log_path.with_name("csinfra_backfill.log")
+    return result
 
 
 # -- verify ---------------------------------------------------------------------------------------------

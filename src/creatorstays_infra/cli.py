@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -408,16 +409,30 @@ def migrate_restore_archive(
 @app.command("backfill")
 def backfill_cmd(
     only: Annotated[str | None, typer.Option("--only", help="creators or offers (default: both).")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Rows per write-back batch (dbt var writeback_batch_size, default 50000).")] = None,
-    lock_timeout: Annotated[str | None, typer.Option("--lock-timeout", help="lock_timeout per batch (dbt var writeback_lock_timeout, default 5s).")] = None,
     write_back_only: Annotated[bool, typer.Option(
         "--write-back-only", help="Only the write-back models and what they read, not the event models and marts.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Derive and report what would change (rows, transitions, blockers added/removed); write nothing.")] = False,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", min=1, help="A fixed number of rows per batch (dbt var writeback_batch_size); default: sized by time.")] = None,
+    batch_target_ms: Annotated[float | None, typer.Option(
+        "--batch-target-ms", min=1, help="How long each batch should take (dbt var writeback_batch_target_ms, default 100).")] = None,
+    lock_timeout: Annotated[str | None, typer.Option(
+        "--lock-timeout", help="lock_timeout of each batch's table locks (dbt var writeback_lock_timeout, default 100ms).")] = None,
+    pause: Annotated[float | None, typer.Option(
+        "--pause", min=0, help="Seconds to sleep between batches (dbt var writeback_pause_seconds, default 0).")] = None,
+    max_lock_timeouts: Annotated[int | None, typer.Option(
+        "--max-lock-timeouts", min=1,
+        help="Lock timeouts in a row before the run stops, naming the holder (dbt var writeback_max_lock_timeouts, default 20).")] = None,
+    wait: Annotated[float | None, typer.Option(
+        "--wait", min=0, metavar="SECONDS",
+        help="Wait this long for a backfill already writing a table, instead of stopping at once (dbt var writeback_wait_seconds).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run the backfill: `dbt run` of the project (the write-back, then the marts), with progress of the write-back.
 
     Afterwards a plain `dbt test` passes. With --only or --write-back-only just the write-back runs
-    (check it with `csinfra verify`)."""
+    (check it with `csinfra verify`); --dry-run reports what it would write, and writes nothing."""
     from rich.progress import (
         BarColumn,
         Progress,
@@ -431,6 +446,13 @@ def backfill_cmd(
 
     if only is not None and only not in backfill.WRITEBACK_MODELS:
         raise fail(f"--only must be one of {', '.join(backfill.WRITEBACK_MODELS)}", 2)
+    if lock_timeout is not None and not re.fullmatch(r"[0-9]+(\.[0-9]+)? *(us|ms|s|min|h|d)?", lock_timeout):
+        raise fail(f"--lock-timeout {lock_timeout!r} is not a PostgreSQL duration like 100ms or 5s", 2)
+    dbt_vars = {name: value for name, value in (
+        ("writeback_batch_size", batch_size), ("writeback_batch_target_ms", batch_target_ms),
+        ("writeback_lock_timeout", lock_timeout), ("writeback_pause_seconds", pause), ("writeback_wait_seconds", wait),
+        ("writeback_max_lock_timeouts", max_lock_timeouts),
+    ) if value is not None}
     tasks: dict[str, int] = {}
     progress = Progress(
         TextColumn("{task.description:<22}"), BarColumn(), TaskProgressColumn(),
@@ -447,16 +469,32 @@ def backfill_cmd(
                             completed=r.done_rows, rate=rate)
 
     with progress:
-        result = backfill.run_backfill(target(), state.app_schema, only=only, batch_size=batch_size,
-                                       lock_timeout=lock_timeout, on_progress=show, write_back_only=write_back_only)
+        result = backfill.run_backfill(target(), state.app_schema, only=only, dbt_vars=dbt_vars, on_progress=show,
+                                       write_back_only=write_back_only, dry_run=dry_run)
+    if dry_run:
+        _print_preview(result, as_json)
+    else:
+        _print_backfill(result, as_json)
+    if result.returncode != 0:
+        log = result.log_path.read_text() if result.log_path and result.log_path.exists() else ""
+        cause = _dbt_error(log)
+        if cause is None:
+            for line in log.splitlines()[-25:]:
+                err.print(line, markup=False)
+        raise fail(f"dbt run failed{f': {cause}' if cause else f' (exit {result.returncode})'}; full log: {result.log_path}"
+                   + ("" if dry_run else "; rerun to resume"))
+
+
+def _print_backfill(result, as_json: bool) -> None:
     summary = {
         "ok": result.returncode == 0,
         "seconds": round(result.seconds, 2),
         "resumedAfterInterruptedRuns": result.interrupted_before,
         "models": {
-            r.model: {"rowsScanned": r.scanned, "changedRowsFound": r.candidates, "written": r.written, "skippedChangedByApp": r.skipped,
-                      "rewrittenAfterConcurrentChange": r.retried, "auditRows": r.audit_rows, "batches": r.batches,
-                      "deriveMs": r.derive_ms, "seconds": round(r.seconds, 2), "status": r.status}
+            r.model: {"rowsScanned": r.scanned, "changedRowsFound": r.candidates, "written": r.written,
+                      "skippedStillLocked": r.skipped, "rewrittenAfterConcurrentChange": r.retried, "auditRows": r.audit_rows,
+                      "batches": r.batches, "lastBatchSize": r.batch_size, "lockTimeouts": r.lock_timeouts,
+                      "backoffs": r.backoffs, "deriveMs": r.derive_ms, "seconds": round(r.seconds, 2), "status": r.status}
             for r in result.models
         },
         "dbt": result.dbt,
@@ -464,33 +502,57 @@ def backfill_cmd(
     }
     if as_json:
         print(json.dumps(summary, indent=2))
-    else:
-        if result.interrupted_before:
-            out.print(f"resuming after {len(result.interrupted_before)} interrupted run(s): " + "; ".join(result.interrupted_before), markup=False)
-        table = Table(title=f"Backfill of schema {state.app_schema} ({result.seconds:.1f} s)")
-        for col in ("model", "rows scanned", "changed rows found", "written", "skipped (app changed them)", "rewritten fresh", "audit rows", "batches", "rows/s"):
-            table.add_column(col, justify="right" if col != "model" else "left")
-        for r in result.models:
-            table.add_row(r.model, f"{r.scanned or 0:,}", f"{r.candidates or 0:,}", f"{r.written:,}", f"{r.skipped:,}", f"{r.retried:,}",
-                          f"{r.audit_rows:,}", f"{r.batches:,}", f"{r.done_rows / r.seconds:,.0f}")
-        out.print(table)
-        if result.dbt:
-            out.print("dbt run: " + ", ".join(f"{n} {s}" for s, n in sorted(result.dbt.items())), markup=False)
-    if result.returncode != 0:
-        log = result.log_path.read_text() if result.log_path and result.log_path.exists() else ""
-        cause = _dbt_error(log)
-        if cause is None:
-            for line in log.splitlines()[-25:]:
-                err.print(line, markup=False)
-        raise fail(f"dbt run failed{f': {cause}' if cause else f' (exit {result.returncode})'}; full log: {result.log_path}; "
-                   "rerun to resume")
+        return
+    if result.interrupted_before:
+        out.print(f"resuming after {len(result.interrupted_before)} interrupted run(s): " + "; ".join(result.interrupted_before),
+                  markup=False)
+    table = Table(title=f"Backfill of schema {state.app_schema} ({result.seconds:.1f} s)")
+    for col in ("model", "rows scanned", "changed rows found", "written", "rewritten fresh", "left locked", "audit rows",
+                "batches", "last batch size", "rows/s"):
+        table.add_column(col, justify="right" if col != "model" else "left")
+    for r in result.models:
+        table.add_row(r.model, f"{r.scanned or 0:,}", f"{r.candidates or 0:,}", f"{r.written:,}", f"{r.retried:,}",
+                      f"{r.skipped:,}", f"{r.audit_rows:,}", f"{r.batches:,}", f"{r.batch_size or 0:,}",
+                      f"{r.done_rows / r.seconds:,.0f}")
+    out.print(table)
+    if any(r.skipped for r in result.models):
+        out.print("rows the application kept locked through every retry are left as they were; the next run writes them",
+                  markup=False)
+    if result.dbt:
+        out.print("dbt run: " + ", ".join(f"{n} {s}" for s, n in sorted(result.dbt.items())), markup=False)
+
+
+def _print_preview(result, as_json: bool) -> None:
+    """The dry run's report: per model, what the write-back would change."""
+    models = {r.model: {"rowsScanned": r.scanned, "rowsThatWouldChange": r.candidates, **(r.preview or {})}
+              for r in result.models}
+    if as_json:
+        print(json.dumps({"ok": result.returncode == 0, "dryRun": True, "seconds": round(result.seconds, 2),
+                          "models": models}, indent=2))
+        return
+    for model, p in models.items():
+        out.print(f"{model}: {p.get('rowsThatWouldChange') or 0:,} of {p.get('rowsScanned') or 0:,} rows would change "
+                  "(dry run: nothing written)", markup=False)
+        for column, c in (p.get("columns") or {}).items():
+            if c["changed"]:
+                out.print(f"  {column}: {c['changed']:,} changed ({c['set']:,} set, {c['cleared']:,} cleared)", markup=False)
+        for column, transitions in (p.get("transitions") or {}).items():
+            for transition, n in sorted(transitions.items(), key=lambda kv: -kv[1]):
+                out.print(f"  {column} {transition}: {n:,}", markup=False)
+        for column, e in (p.get("elements") or {}).items():
+            for verb in ("added", "removed"):
+                for element, n in sorted(e[verb].items(), key=lambda kv: -kv[1]):
+                    out.print(f"  {column} {verb} {element}: {n:,}", markup=False)
 
 
 def _dbt_error(log: str) -> str | None:
-    """The one line that says why dbt stopped, when it is our own start-of-run check (a missing table or column)."""
+    """The one line that says why dbt stopped, when one of our own checks stopped it: a missing table or
+    column, another backfill writing the same table, a batch that kept timing out."""
     for line in log.splitlines():
         if "the application's schema lacks what the models read" in line:
             return line.strip().split("  ")[-1].strip()
+        if "[csinfra] " in line:
+            return line.split("[csinfra] ", 1)[1].strip()
     return None
 
 
