@@ -24,7 +24,9 @@
 
   When the column list changes, the function and the view are dropped (CASCADE, which reaches only
   our own views downstream; the run rebuilds them after this model) and created again. Otherwise
-  both are replaced in place, so readers never see them missing.
+  both are replaced in place, so readers never see them missing. Neither is rebuilt when the model's
+  fingerprint (its SQL and the columns and types of the tables it reads) is unchanged
+  (macros/materializations/unchanged_views.sql).
 -#}
 {%- materialization detached_view, adapter='postgres' -%}
     {%- set target_relation = this.incorporate(type='view') -%}
@@ -33,6 +35,14 @@
     {#- a fixed name: the session's own temporary schema holds it for a moment, and identifiers are capped at 63 bytes -#}
     {%- set probe_name = 'csinfra_detached_view_columns' -%}
     {% set grant_config = config.get('grants') %}
+
+    {#- 0. nothing to do when the view in place was built from the same SQL over the same columns -#}
+    {%- set fingerprint, unchanged = csinfra_view_fingerprint(target_relation, sql) -%}
+    {%- set function_exists = csinfra_query(
+        "select to_regprocedure(" ~ csinfra_quote(function_name ~ '()') ~ ") is not null").columns[0].values()[0] -%}
+    {%- if unchanged and function_exists and existing_relation is not none and existing_relation.is_view -%}
+        {{ return(csinfra_view_unchanged(target_relation)) }}
+    {%- endif -%}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
@@ -107,5 +117,6 @@
         $csinfra_detached$
     {%- endcall %}
 
-    {{ return(csinfra_replace_view(target_relation, 'select * from ' ~ function_name ~ '()', grant_config, post_hooks)) }}
+    {{ return(csinfra_replace_view(target_relation, 'select * from ' ~ function_name ~ '()', grant_config, post_hooks,
+                                   fingerprint)) }}
 {%- endmaterialization -%}

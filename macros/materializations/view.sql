@@ -6,14 +6,22 @@
   functions read int_creators_derived) would fail, and a source of deadlocks between threads.
   Here, when the new query keeps every existing column (same names, types and order; new columns
   may be appended), the view is changed with CREATE OR REPLACE VIEW: no drop, no cascade, one
-  short lock. Otherwise (or with --full-refresh) the built-in swap runs.
+  short lock. Otherwise (or with --full-refresh) the built-in swap runs. A view whose fingerprint is
+  unchanged is not rebuilt at all (macros/materializations/unchanged_views.sql).
 -#}
 {%- materialization view, adapter='postgres' -%}
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set target_relation = this.incorporate(type='view') -%}
+    {%- set fingerprint, unchanged = csinfra_view_fingerprint(target_relation, sql) -%}
+    {%- if unchanged and existing_relation is not none and existing_relation.is_view -%}
+        {{ return(csinfra_view_unchanged(target_relation)) }}
+    {%- endif -%}
     {%- set replaceable = existing_relation is not none and existing_relation.is_view and not should_full_refresh() -%}
     {%- if not replaceable -%}
-        {{ return(materialization_view_default()) }}
+        {%- set result = materialization_view_default() -%}
+        {{ csinfra_record_view_fingerprint(target_relation, fingerprint) }}
+        {% do adapter.commit() %}
+        {{ return(result) }}
     {%- endif -%}
 
     {%- set probe_relation = make_intermediate_relation(target_relation) -%}
@@ -38,16 +46,19 @@
 
     {%- if not compatible -%}
         {{ adapter.commit() }}
-        {{ return(materialization_view_default()) }}
+        {%- set result = materialization_view_default() -%}
+        {{ csinfra_record_view_fingerprint(target_relation, fingerprint) }}
+        {% do adapter.commit() %}
+        {{ return(result) }}
     {%- endif -%}
 
-    {{ return(csinfra_replace_view(target_relation, sql, grant_config, post_hooks)) }}
+    {{ return(csinfra_replace_view(target_relation, sql, grant_config, post_hooks, fingerprint)) }}
 {%- endmaterialization -%}
 
 
 {#- The end of both view materializations: CREATE OR REPLACE VIEW (no drop, one short lock), grants, docs,
-    post-hooks, commit. -#}
-{% macro csinfra_replace_view(relation, select_sql, grant_config, post_hooks) %}
+    the fingerprint it was built from, post-hooks, commit. -#}
+{% macro csinfra_replace_view(relation, select_sql, grant_config, post_hooks, fingerprint) %}
     {% call statement('main') -%}
         create or replace view {{ relation }} as (
             {{ select_sql }}
@@ -55,6 +66,7 @@
     {%- endcall %}
     {% do apply_grants(relation, grant_config, should_revoke=False) %}
     {% do persist_docs(relation, model) %}
+    {{ csinfra_record_view_fingerprint(relation, fingerprint) }}
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {{ adapter.commit() }}
     {{ run_hooks(post_hooks, inside_transaction=False) }}

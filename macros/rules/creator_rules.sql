@@ -8,8 +8,12 @@
 {%- endmacro %}
 
 
-{#- check name -> SQL boolean "this part of the profile is filled" -#}
+{#- check name -> SQL boolean "this part of the profile is filled". When `c.filled` maps each check name to
+    a column already holding it (computed once per row, see int_creators_derived), those columns. -#}
 {% macro creator_filled_checks(c) %}
+    {%- if 'filled' in c -%}
+        {{ return(c.filled) }}
+    {%- endif -%}
     {{ return({
         'display_name': 'not ' ~ is_blank(c.display_name),
         'handle': 'not ' ~ is_blank(c.handle),

@@ -209,21 +209,46 @@
 
 
 {#- The write-back's settings (dbt vars), checked once. -#}
+{#- The write-back's settings: the writeback_* dbt vars, each overridden by the same key in the JSON object
+    in env var CSINFRA_WRITEBACK_SETTINGS (how `csinfra backfill` passes its options: read here, while the
+    model runs, it leaves dbt's partial parse intact, where a change of --vars makes dbt parse everything). -#}
 {% macro writeback_settings() %}
-    {%- set fixed = var('writeback_batch_size', none) -%}
+    {%- set known = {
+        'writeback_batch_size': none, 'writeback_batch_target_ms': 100, 'writeback_batch_min_rows': 100,
+        'writeback_batch_max_rows': 50000, 'writeback_batch_start_rows': 1000, 'writeback_lock_timeout': '100ms',
+        'writeback_max_lock_timeouts': 20, 'writeback_pause_seconds': 0, 'writeback_retry_passes': 3,
+        'writeback_wait_seconds': 0, 'writeback_dry_run': false, 'writeback_max_replica_lag_seconds': none,
+    } -%}
+    {%- set v = {} -%}
+    {%- for name, default in known.items() -%}{%- do v.update({name: var(name, default)}) -%}{%- endfor -%}
+    {%- set overrides_text = env_var('CSINFRA_WRITEBACK_SETTINGS', '') | trim -%}
+    {%- if overrides_text -%}
+        {%- set overrides = fromjson(overrides_text) -%}
+        {%- if overrides is not mapping -%}
+            {{ exceptions.raise_compiler_error("[csinfra] CSINFRA_WRITEBACK_SETTINGS must be a JSON object of writeback_* settings") }}
+        {%- endif -%}
+        {%- for name in overrides -%}
+            {%- if name not in known -%}
+                {{ exceptions.raise_compiler_error("[csinfra] CSINFRA_WRITEBACK_SETTINGS: unknown setting " ~ name
+                    ~ " (known: " ~ (known.keys() | join(', ')) ~ ")") }}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- do v.update(overrides) -%}
+    {%- endif -%}
+    {%- set fixed = v.writeback_batch_size -%}
     {%- set settings = {
         'fixed_size': (fixed | int) if fixed is not none else none,
-        'target_ms': var('writeback_batch_target_ms', 100) | float,
-        'min_rows': var('writeback_batch_min_rows', 100) | int,
-        'max_rows': var('writeback_batch_max_rows', 50000) | int,
-        'start_rows': var('writeback_batch_start_rows', 1000) | int,
-        'lock_timeout': var('writeback_lock_timeout', '100ms'),
-        'max_timeouts': var('writeback_max_lock_timeouts', 20) | int,
-        'pause': var('writeback_pause_seconds', 0) | float,
-        'retry_passes': var('writeback_retry_passes', 3) | int,
-        'wait_seconds': var('writeback_wait_seconds', 0) | float,
-        'dry_run': (var('writeback_dry_run', false) | string | lower) in ('true', '1', 'yes'),
-        'max_lag': var('writeback_max_replica_lag_seconds', none),
+        'target_ms': v.writeback_batch_target_ms | float,
+        'min_rows': v.writeback_batch_min_rows | int,
+        'max_rows': v.writeback_batch_max_rows | int,
+        'start_rows': v.writeback_batch_start_rows | int,
+        'lock_timeout': v.writeback_lock_timeout,
+        'max_timeouts': v.writeback_max_lock_timeouts | int,
+        'pause': v.writeback_pause_seconds | float,
+        'retry_passes': v.writeback_retry_passes | int,
+        'wait_seconds': v.writeback_wait_seconds | float,
+        'dry_run': (v.writeback_dry_run | string | lower) in ('true', '1', 'yes'),
+        'max_lag': v.writeback_max_replica_lag_seconds,
     } -%}
     {%- if settings.fixed_size is not none and settings.fixed_size < 1 -%}
         {{ exceptions.raise_compiler_error("[csinfra] writeback_batch_size must be at least 1") }}

@@ -3,7 +3,7 @@
 {%- set o = {
     'cash_cents': 'offers.cash_cents',
     'stay_nights': 'offers.stay_nights',
-    'stay_value_cents': snapshot_stay_value_cents('offers.original_terms_snapshot'),
+    'stay_value_cents': 'offers.stay_value_cents',
     'deliverables': 'offers.deliverables',
     'traffic_bonus_enabled': 'offers.traffic_bonus_enabled',
     'traffic_bonus_threshold': 'offers.traffic_bonus_threshold',
@@ -11,8 +11,21 @@
 } %}
 with
 
-offers as (
+source_offers as (
     select * from {{ ref('stg_app__offers') }}
+),
+
+offers as (
+    -- the stay value, resolved once per row: the rules below read it three times, and each reading of
+    -- the snapshot's JSON costs more than all the other rules together
+    select
+        source_offers.*,
+        {{ offer_stay_value_cents({
+            'stay_nights': 'source_offers.stay_nights',
+            'stay_value_cents': snapshot_stay_value_cents('source_offers.original_terms_snapshot'),
+        }) }} as stay_value_cents
+    from source_offers
+    offset 0  -- noqa: AM09
 ),
 
 derived as (
@@ -35,7 +48,7 @@ derived as (
         offers.is_valid as stored_is_valid,
         offers.validation_errors as stored_validation_errors,
         offers.original_terms_snapshot as stored_original_terms_snapshot,
-        {{ offer_stay_value_cents(o) }} as stay_value_cents,
+        offers.stay_value_cents,
         {{ offer_total_value_cents(o) }} as total_value_cents,
         {{ offer_validation_errors(o) }} as validation_errors
     from offers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from .errors import CsinfraError
 from .schema import table_exists
 
 WRITEBACK_MODELS = {"creators": "wb_creator_profiles", "offers": "wb_offers"}
+# JSON of writeback_* settings that override the dbt vars of the same names (macros/writeback/writeback.sql)
+WRITEBACK_SETTINGS_ENV = "CSINFRA_WRITEBACK_SETTINGS"
 
 
 @dataclass
@@ -148,18 +151,25 @@ def run_backfill(
         since = conn.execute("select now()").fetchone()[0]
     models = [WRITEBACK_MODELS[only]] if only else list(WRITEBACK_MODELS.values())
     selection = ["--select", *[f"+{m}" for m in models]] if only or write_back_only or dry_run else []
-    vars_ = dict(dbt_vars or {})
+    settings_ = dict(dbt_vars or {})
     if dry_run:
-        vars_["writeback_dry_run"] = True
+        settings_["writeback_dry_run"] = True
     # a log of its own: another backfill may be running from the same directory (and waiting for this one)
     log_path = project_root() / "target" / f"csinfra_backfill.{os.getpid()}.log"
     log_path.parent.mkdir(exist_ok=True)
     started = time.monotonic()
     wall_start = time.time()
-    proc = run_dbt(target, app_schema, ["run", *selection], vars_ or None, log_path)
+    # the write-back's settings reach its materialization through the environment, read when it runs: as
+    # --vars they would make dbt parse the whole project again whenever they differ from the last run's
+    env = {WRITEBACK_SETTINGS_ENV: json.dumps(settings_)} if settings_ else {WRITEBACK_SETTINGS_ENV: ""}
+    proc = run_dbt(target, app_schema, ["run", *selection], None, log_path, manifest=False, env=env)
     progress: list[ModelProgress] = []
     with target.connect(autocommit=True) as conn:
         while True:
+            try:
+                proc.wait(timeout=poll_seconds)
+            except subprocess.TimeoutExpired:
+                pass
             finished = proc.poll() is not None
             try:
                 progress = _log_rows(conn, since)
@@ -169,7 +179,6 @@ def run_backfill(
                 on_progress(progress)
             if finished:
                 break
-            time.sleep(poll_seconds)
     result = BackfillResult(returncode=proc.returncode, models=progress, seconds=time.monotonic() - started,
                             log_path=log_path, interrupted_before=earlier, dbt=run_results(wall_start))
     if proc.returncode == 0:  # kept only when something went wrong
