@@ -166,7 +166,7 @@
 
     {#- 2.–4. the batches, then the retry passes over what was skipped -#}
     {%- set run = namespace(size=(s.fixed_size if s.fixed_size is not none else s.start_rows), written=0, audited=0,
-                            batches=0, timeouts=0, backoffs=0, retried=0, remaining=0) -%}
+                            batches=0, timeouts=0, backoffs=0, retried=0, remaining=0, over_time=0) -%}
     {{ writeback_batches(ctx, batch_fn, pending, target_rel, s, run, 'backfill') }}
     {%- set written_first_pass = run.written -%}
     {%- for attempt in range(s.retry_passes) -%}
@@ -215,7 +215,8 @@
 {% macro writeback_settings() %}
     {%- set known = {
         'writeback_batch_size': none, 'writeback_batch_target_ms': 100, 'writeback_batch_min_rows': 100,
-        'writeback_batch_max_rows': 50000, 'writeback_batch_start_rows': 1000, 'writeback_lock_timeout': '100ms',
+        'writeback_batch_max_rows': 50000, 'writeback_batch_start_rows': 1000, 'writeback_batch_max_ms': none,
+        'writeback_lock_timeout': '100ms',
         'writeback_max_lock_timeouts': 20, 'writeback_pause_seconds': 0, 'writeback_retry_passes': 3,
         'writeback_wait_seconds': 0, 'writeback_dry_run': false, 'writeback_max_replica_lag_seconds': none,
     } -%}
@@ -239,6 +240,8 @@
     {%- set settings = {
         'fixed_size': (fixed | int) if fixed is not none else none,
         'target_ms': v.writeback_batch_target_ms | float,
+        'max_ms': (v.writeback_batch_max_ms | float) if v.writeback_batch_max_ms is not none
+                  else 1.5 * (v.writeback_batch_target_ms | float),
         'min_rows': v.writeback_batch_min_rows | int,
         'max_rows': v.writeback_batch_max_rows | int,
         'start_rows': v.writeback_batch_start_rows | int,
@@ -256,6 +259,10 @@
     {%- if not (0 < settings.min_rows <= settings.start_rows <= settings.max_rows) or settings.target_ms <= 0 -%}
         {{ exceptions.raise_compiler_error("[csinfra] need 0 < writeback_batch_min_rows <= writeback_batch_start_rows "
             ~ "<= writeback_batch_max_rows and writeback_batch_target_ms > 0") }}
+    {%- endif -%}
+    {%- if settings.max_ms < settings.target_ms -%}
+        {{ exceptions.raise_compiler_error("[csinfra] writeback_batch_max_ms (" ~ settings.max_ms
+            ~ ") must be at least writeback_batch_target_ms (" ~ settings.target_ms ~ ")") }}
     {%- endif -%}
     {%- if not modules.re.match('^[0-9]+(\\.[0-9]+)? *(us|ms|s|min|h|d)?$', settings.lock_timeout | string) -%}
         {{ exceptions.raise_compiler_error("[csinfra] writeback_lock_timeout " ~ (settings.lock_timeout | string)
@@ -291,6 +298,7 @@
         alter table {{ log_rel }} add column if not exists preview jsonb;
         alter table {{ log_rel }} add column if not exists lock_timeouts integer not null default 0;
         alter table {{ log_rel }} add column if not exists backoffs integer not null default 0;
+        alter table {{ log_rel }} add column if not exists over_time integer not null default 0;
     {%- endcall %}
     {% do adapter.commit() %}
 {% endmacro %}
@@ -401,7 +409,7 @@
     drop function if exists {{ batch_fn }}(text, integer, text);
     create function {{ batch_fn }}(p_after text, p_limit integer, p_source text)
     returns table (o_upper_key text, o_batch_rows bigint, o_written_rows bigint, o_audit_rows bigint, o_skipped_rows bigint,
-                   o_timed_out boolean, o_lagging boolean)
+                   o_timed_out boolean, o_lagging boolean, o_over_time boolean)
     language plpgsql
     -- plan each batch for its own key range: a generic plan (PL/pgSQL's after five calls) cannot know how
     -- many rows the range holds, and one bad plan is one long batch holding its row locks
@@ -415,14 +423,14 @@
         if coalesce((select max(extract(epoch from replay_lag)) from pg_stat_replication), 0) > {{ s.max_lag | float }} then
             update {{ log_rel }} set backoffs = backoffs + 1
             where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}';
-            return query select p_after, 0::bigint, 0::bigint, 0::bigint, 0::bigint, false, true;
+            return query select p_after, 0::bigint, 0::bigint, 0::bigint, 0::bigint, false, true, false;
             return;
         end if;
         {%- endif %}
         select max(b.k) into v_upper
         from (select {{ k }} as k from {{ pending }} where {{ k }} > p_after order by {{ k }} limit p_limit) as b;
         if v_upper is null then
-            return query select null::text, 0::bigint, 0::bigint, 0::bigint, 0::bigint, false, false;
+            return query select null::text, 0::bigint, 0::bigint, 0::bigint, 0::bigint, false, false, false;
             return;
         end if;
         perform set_config('lock_timeout', {{ csinfra_quote(s.lock_timeout) }}, true);
@@ -453,11 +461,21 @@
             returning 1
         )
         select v_upper, (select count(*) from batch), (select count(*) from written), (select count(*) from audited),
-               (select count(*) from skipped), false, false;
-    exception when lock_not_available then
-        update {{ log_rel }} set lock_timeouts = lock_timeouts + 1
-        where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}';
-        return query select v_upper, 0::bigint, 0::bigint, 0::bigint, 0::bigint, true, false;
+               (select count(*) from skipped), false, false, false;
+    exception
+        when lock_not_available then
+            update {{ log_rel }} set lock_timeouts = lock_timeouts + 1
+            where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}';
+            return query select v_upper, 0::bigint, 0::bigint, 0::bigint, 0::bigint, true, false, false;
+        when query_canceled then
+            -- the batch ran into the statement_timeout its caller set (writeback_batch_max_ms): rolled back,
+            -- its row locks released. Any other cancel (an operator's pg_cancel_backend) stops the run.
+            if clock_timestamp() - statement_timestamp() < interval '{{ (s.max_ms * 0.9) | round(3) }} milliseconds' then
+                raise;
+            end if;
+            update {{ log_rel }} set over_time = over_time + 1
+            where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}';
+            return query select v_upper, 0::bigint, 0::bigint, 0::bigint, 0::bigint, false, false, true;
     end;
     $csinfra_batch$;
 {%- endmacro %}
@@ -471,11 +489,20 @@
     {%- for _outer in range(2000) if not loop_state.done -%}
     {%- for _ in range(2000) if not loop_state.done -%}
         {%- set t0 = modules.datetime.datetime.now() -%}
-        {%- set r = csinfra_query("select * from " ~ batch_fn ~ "(" ~ csinfra_quote(loop_state.after) ~ ", "
+        {#- a batch sized by time may not hold its row locks past writeback_batch_max_ms: one that would is
+            cancelled (rolled back) and tried again at half the size; at the minimum size it runs uncapped -#}
+        {%- set capped = s.fixed_size is none and run.size > s.min_rows -%}
+        {%- set r = csinfra_query(
+            ("set local statement_timeout = " ~ csinfra_quote((s.max_ms | round(3)) ~ 'ms') ~ "; " if capped else "")
+            ~ "select * from " ~ batch_fn ~ "(" ~ csinfra_quote(loop_state.after) ~ ", "
             ~ run.size ~ ", " ~ csinfra_quote(source_label) ~ ")").rows[0] -%}
         {% do adapter.commit() %}
         {%- set elapsed_ms = (modules.datetime.datetime.now() - t0).total_seconds() * 1000 -%}
-        {%- if r[6] -%}
+        {%- if r[7] -%}
+            {#- over time (cancelled, nothing written): the same range again at once, half the size -#}
+            {%- set run.over_time = run.over_time + 1 -%}
+            {%- set run.size = [s.min_rows, run.size // 2] | max -%}
+        {%- elif r[6] -%}
             {#- a replica lags: wait a second, then try the same range again -#}
             {%- set run.backoffs = run.backoffs + 1 -%}
             {%- do csinfra_query('select pg_sleep(1)') -%}

@@ -42,6 +42,7 @@ class ModelProgress:
     batch_size: int | None = None
     lock_timeouts: int = 0
     backoffs: int = 0
+    over_time: int = 0
     preview: dict | None = None
 
     @property
@@ -87,7 +88,7 @@ def _log_rows(conn: psycopg.Connection, since: datetime) -> list[ModelProgress]:
     rows = conn.execute(
         sql.SQL(
             "select model, status, candidates, written, skipped, retried, audit_rows, batches, derive_ms, "
-            "started_at, finished_at, scanned, batch_size, lock_timeouts, backoffs, preview "
+            "started_at, finished_at, scanned, batch_size, lock_timeouts, backoffs, over_time, preview "
             "from {} where started_at >= %s order by started_at"
         ).format(sql.Identifier(schema, "writeback_log")),
         (since,),

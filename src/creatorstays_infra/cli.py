@@ -417,6 +417,10 @@ def backfill_cmd(
         "--batch-size", min=1, help="A fixed number of rows per batch (dbt var writeback_batch_size); default: sized by time.")] = None,
     batch_target_ms: Annotated[float | None, typer.Option(
         "--batch-target-ms", min=1, help="How long each batch should take (dbt var writeback_batch_target_ms, default 100).")] = None,
+    batch_max_ms: Annotated[float | None, typer.Option(
+        "--batch-max-ms", min=1,
+        help="The longest a batch may hold its row locks; one that would is cancelled and retried at half the size "
+             "(dbt var writeback_batch_max_ms, default 1.5 x the target).")] = None,
     lock_timeout: Annotated[str | None, typer.Option(
         "--lock-timeout", help="lock_timeout of each batch's table locks (dbt var writeback_lock_timeout, default 100ms).")] = None,
     pause: Annotated[float | None, typer.Option(
@@ -450,6 +454,7 @@ def backfill_cmd(
         raise fail(f"--lock-timeout {lock_timeout!r} is not a PostgreSQL duration like 100ms or 5s", 2)
     dbt_vars = {name: value for name, value in (
         ("writeback_batch_size", batch_size), ("writeback_batch_target_ms", batch_target_ms),
+        ("writeback_batch_max_ms", batch_max_ms),
         ("writeback_lock_timeout", lock_timeout), ("writeback_pause_seconds", pause), ("writeback_wait_seconds", wait),
         ("writeback_max_lock_timeouts", max_lock_timeouts),
     ) if value is not None}
@@ -494,7 +499,7 @@ def _print_backfill(result, as_json: bool) -> None:
             r.model: {"rowsScanned": r.scanned, "changedRowsFound": r.candidates, "written": r.written,
                       "skippedStillLocked": r.skipped, "rewrittenAfterConcurrentChange": r.retried, "auditRows": r.audit_rows,
                       "batches": r.batches, "lastBatchSize": r.batch_size, "lockTimeouts": r.lock_timeouts,
-                      "backoffs": r.backoffs, "deriveMs": r.derive_ms, "seconds": round(r.seconds, 2), "status": r.status}
+                      "batchesOverTime": r.over_time, "backoffs": r.backoffs, "deriveMs": r.derive_ms, "seconds": round(r.seconds, 2), "status": r.status}
             for r in result.models
         },
         "dbt": result.dbt,

@@ -49,6 +49,39 @@ def test_batch_size_follows_the_time_each_batch_takes(built_db):
     assert slow["written"] == slow["candidates"] and slow["lock_timeouts"] == 0
 
 
+
+def test_a_batch_that_would_hold_its_locks_too_long_is_cancelled_and_retried_smaller(built_db):
+    """One row costs 0.4 s to update (a trigger): every batch holding it runs into writeback_batch_max_ms
+    (150 ms), is rolled back and tried again at half the size, down to the minimum size, which runs
+    uncapped. Nothing is lost or written twice. The control: with no cap, no batch is cancelled."""
+    vars_ = {"writeback_batch_start_rows": 40, "writeback_batch_min_rows": 5, "writeback_batch_target_ms": 100}
+    with built_db.connect(autocommit=True) as conn:
+        slow_id = conn.execute("select id from creator_profiles order by id offset 49 limit 1").fetchone()[0]
+        conn.execute("""create function public.slow_one() returns trigger language plpgsql as
+                        $$ begin if new.id = tg_argv[0] then perform pg_sleep(0.4); end if; return new; end $$""")
+        conn.execute(f"create trigger slow_one before update on creator_profiles for each row "
+                     f"execute function public.slow_one('{slow_id}')")
+
+    def run(**extra) -> dict:
+        with built_db.connect(autocommit=True) as conn:
+            conn.execute(RESET_CREATORS)
+            audits_before = conn.execute("select count(*) from audit_logs").fetchone()[0]
+        built_db.backfill(**vars_, **extra)
+        log = last_log(built_db, "wb_creator_profiles")
+        with built_db.connect(autocommit=True) as conn:
+            log["audits"] = conn.execute("select count(*) from audit_logs where action = 'system.trust_updated'").fetchone()[0]
+            log["audits_before"] = audits_before
+            log["drift"] = conn.execute("select count(*) from csinfra.int_creators_derived where is_drifted").fetchone()[0]
+        return log
+
+    capped = run()
+    assert capped["over_time"] >= 3, capped  # 40 -> 20 -> 10 -> 5 rows, then uncapped at the minimum
+    assert capped["written"] == capped["candidates"] and capped["drift"] == 0, capped
+    uncapped = run(writeback_batch_max_ms=60000)
+    assert uncapped["over_time"] == 0 and uncapped["written"] == uncapped["candidates"] and uncapped["drift"] == 0, uncapped
+    # cancelled batches wrote nothing: both runs audited the same trust changes, once each
+    assert capped["audit_rows"] == uncapped["audit_rows"] > 0, (capped, uncapped)
+
 def test_a_row_the_application_holds_is_skipped_never_waited_on(built_db):
     """An application transaction keeps one creator row locked through the whole run: the backfill writes every
     other row without waiting for it, leaves that one (counted), and the next run writes it."""
