@@ -21,7 +21,7 @@
     2. keyset batches sized by time: each batch aims at var('writeback_batch_target_ms') (default 100 ms);
        the next batch grows while they are faster and shrinks when one is slower or times out
        (var('writeback_batch_size') fixes the size instead). Each batch is its own transaction:
-       it locks the rows it writes with FOR UPDATE SKIP LOCKED, so it never waits on a row the
+       it locks the rows it writes with FOR NO KEY UPDATE SKIP LOCKED, so it never waits on a row the
        application holds, and updates them guarded by the row version (UPDATE … WHERE t.xmin =
        row_version), so a row the application changed since step 1 is never overwritten with a
        stale value; the audit rows are written by the same statement. Rows skipped either way
@@ -348,7 +348,7 @@
 
 
 {#- The guarded UPDATE and its audit rows, as CTEs named `written` and `audited`, over `source`.
-    With `locked` (a CTE of keys this statement holds FOR UPDATE), only those rows are written. -#}
+    With `locked` (a CTE of keys this statement holds FOR NO KEY UPDATE), only those rows are written. -#}
 {% macro writeback_update_ctes(ctx, source, where, source_label, locked=none) -%}
     written as (
         update {{ ctx.target_rel }} as t
@@ -443,7 +443,7 @@
             select t.{{ adapter.quote(ctx.target_key) }} as key
             from {{ ctx.target_rel }} as t
             join batch on t.{{ adapter.quote(ctx.target_key) }} = batch.{{ k }} and t.xmin = batch.row_version
-            for update of t skip locked
+            for no key update of t skip locked
         ),
         {{ writeback_update_ctes(ctx, 'batch', 'true', 'p_source', locked='locked') }},
         skipped as (

@@ -146,7 +146,9 @@ def run_ours(target: database.Target, label: str, *args: str) -> Measure:
     notes = {
         "peak_rss_mb": info["peak_rss_mb"],
         "per_model": {k: {"s": m["seconds"], "written": m["written"], "audit": m["auditRows"], "derive_ms": m["deriveMs"],
-                          "batches": m["batches"]} for k, m in models.items()},
+                          "batches": m["batches"], "left_locked": m["skippedStillLocked"],
+                          "rewritten_fresh": m["rewrittenAfterConcurrentChange"], "over_time": m["batchesOverTime"],
+                          "lock_timeouts": m["lockTimeouts"]} for k, m in models.items()},
     }
     return Measure(label, seconds, written, notes)
 
@@ -253,27 +255,45 @@ def floor_sample(tpl: str, run_db: str, first: int) -> dict:
     return fingerprint(target, creators_only=True, first=first)
 
 
-def bench_size(n: int, seed: int, skip_peer: bool, peer_sample: int | None = None) -> dict:
+def median_of(runs: list[Measure]) -> Measure:
+    """The run with the median time (the upper one of an even count), every run's time in its notes."""
+    chosen = sorted(runs, key=lambda m: m.seconds)[len(runs) // 2]
+    if len(runs) > 1:
+        chosen.notes["runs_s"] = [round(m.seconds, 2) for m in runs]
+    return chosen
+
+
+def bench_size(n: int, seed: int, skip_peer: bool, peer_sample: int | None = None, repeat: int = 1) -> dict:
     print(f"== {n:,} creators", flush=True)
     tpl = build_template(n, seed)
     results: list[Measure] = []
     prints = {}
     run_db = f"{tpl}_run"
     try:
-        target = recreate(run_db, tpl)
-        results.append(run_floor(target))
-        prints["floor"] = fingerprint(target)
-        print(f"  {results[-1].variant}: {results[-1].seconds:.1f} s", flush=True)
+        # floor, full and no-change rerun, `repeat` times each (alternating, each on a fresh clone): the
+        # medians are reported, with every run's time and the range of the paired ratios
+        floors, fulls, reruns = [], [], []
+        for i in range(repeat):
+            target = recreate(run_db, tpl)
+            floors.append(run_floor(target))
+            if i == 0:
+                prints["floor"] = fingerprint(target)
+            print(f"  {floors[-1].variant}: {floors[-1].seconds:.1f} s", flush=True)
 
-        target = recreate(run_db, tpl)
-        results.append(run_ours(target, "csinfra backfill --write-back-only: full (creators + offers, audit rows, summary)",
-                                "--write-back-only"))
-        prints["ours"] = fingerprint(target)
-        print(f"  {results[-1].variant}: {results[-1].seconds:.1f} s", flush=True)
-        versions = row_versions(target)
-        results.append(run_ours(target, "csinfra backfill --write-back-only: second run, no changes", "--write-back-only"))
-        results[-1].notes["row_versions_unchanged"] = row_versions(target) == versions
-        print(f"  {results[-1].variant}: {results[-1].seconds:.1f} s", flush=True)
+            target = recreate(run_db, tpl)
+            fulls.append(run_ours(target, "csinfra backfill --write-back-only: full (creators + offers, audit rows, summary)",
+                                  "--write-back-only"))
+            if i == 0:
+                prints["ours"] = fingerprint(target)
+            print(f"  {fulls[-1].variant}: {fulls[-1].seconds:.1f} s", flush=True)
+            versions = row_versions(target)
+            reruns.append(run_ours(target, "csinfra backfill --write-back-only: second run, no changes", "--write-back-only"))
+            reruns[-1].notes["row_versions_unchanged"] = row_versions(target) == versions
+            print(f"  {reruns[-1].variant}: {reruns[-1].seconds:.1f} s", flush=True)
+        results.extend(median_of(runs) for runs in (floors, fulls, reruns))
+        results[2].notes["row_versions_unchanged"] = all(r.notes["row_versions_unchanged"] for r in reruns)
+        paired = {"full_vs_floor": [f.seconds / fl.seconds for f, fl in zip(fulls, floors, strict=True)],
+                  "rerun_vs_floor": [r.seconds / fl.seconds for r, fl in zip(reruns, floors, strict=True)]}
 
         target = recreate(run_db, tpl)
         results.append(run_ours(target, "csinfra backfill --only creators", "--only", "creators"))
@@ -306,6 +326,9 @@ def bench_size(n: int, seed: int, skip_peer: bool, peer_sample: int | None = Non
         "full_vs_floor": round(full.seconds / floor, 2),
         "rerun_vs_floor": round(rerun.seconds / floor, 2),
     }
+    if repeat > 1:  # each run against the floor measured just before it
+        for name, values in paired.items():
+            ratios[f"{name}_paired_range"] = f"{min(values):.2f}..{max(values):.2f}"
     if not skip_peer:
         ratios["peer_vs_ours_creators"] = round(results[4].seconds / creators_only.seconds, 1)
         ratios["streamed_peer_vs_ours_creators"] = round(results[5].seconds / creators_only.seconds, 1)
@@ -331,6 +354,8 @@ def markdown(report: list[dict]) -> str:
             written = v["rows_written"] if v["rows_written"] is not None else ""
             note = f"{v['events_per_s']:,} events/s" if "events_per_s" in v else (
                 "row versions unchanged" if v.get("row_versions_unchanged") else "")
+            if v.get("runs_s"):
+                note = "; ".join(x for x in (note, "median of " + ", ".join(f"{t:.1f}" for t in v["runs_s"])) if x)
             lines.append(f"| {v['variant']} | {v['seconds']:.1f} | {written} | {rss_text} | {note} |")
         lines.append("")
         lines.append("ratios: " + ", ".join(f"{k} = {v}" for k, v in r["ratios"].items()))
@@ -344,9 +369,14 @@ def main() -> None:
     ap.add_argument("--skip-peer", action="store_true", help="skip the row-by-row peers (slow at large sizes)")
     ap.add_argument("--peer-sample", type=int, default=20_000,
                     help="run the row-by-row peer on this many creators and extrapolate (0: all)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="run the floor, the full backfill and the no-change rerun this many times and report medians "
+                         "(at sizes up to --repeat-max-size; larger sizes run once)")
+    ap.add_argument("--repeat-max-size", type=int, default=200_000)
     ap.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = ap.parse_args()
-    report = [bench_size(n, args.seed, args.skip_peer, args.peer_sample or None) for n in args.sizes]
+    report = [bench_size(n, args.seed, args.skip_peer, args.peer_sample or None,
+                         args.repeat if n <= args.repeat_max_size else 1) for n in args.sizes]
     args.out.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (args.out / f"backfill-{stamp}.json").write_text(json.dumps(report, indent=2))
