@@ -418,6 +418,11 @@
     #variable_conflict use_column
     declare
         v_upper text;
+        v_rows bigint := 0;
+        v_written bigint := 0;
+        v_audited bigint := 0;
+        v_skipped bigint := 0;
+        v_outcome text := 'done';  -- done | lock_timeout | over_time
     begin
         {%- if s.max_lag is not none %}
         if coalesce((select max(extract(epoch from replay_lag)) from pg_stat_replication), 0) > {{ s.max_lag | float }} then
@@ -427,14 +432,50 @@
             return;
         end if;
         {%- endif %}
-        select max(b.k) into v_upper
-        from (select {{ k }} as k from {{ pending }} where {{ k }} > p_after order by {{ k }} limit p_limit) as b;
-        if v_upper is null then
-            return query select null::text, 0::bigint, 0::bigint, 0::bigint, 0::bigint, false, false, false;
-            return;
+        -- the whole batch in one protected block whose results are kept in variables and returned after it:
+        -- when the block is rolled back (a lock timeout, the time cap), no result of the work it undid can
+        -- have been returned already (RETURN QUERY appends rows at once, and the CTEs nobody reads run at
+        -- the very end of their statement)
+        begin
+            select max(b.k) into v_upper
+            from (select {{ k }} as k from {{ pending }} where {{ k }} > p_after order by {{ k }} limit p_limit) as b;
+            if v_upper is not null then
+                perform set_config('lock_timeout', {{ csinfra_quote(s.lock_timeout) }}, true);
+                {{ writeback_batch_statement(ctx, pending, skipped_rel, log_rel) | indent(16) }}
+            end if;
+        exception
+            when lock_not_available then
+                v_outcome := 'lock_timeout';
+            when query_canceled then
+                -- the batch ran into the statement_timeout its caller set (writeback_batch_max_ms): rolled back,
+                -- its row locks released. Any other cancel (an operator's pg_cancel_backend) stops the run.
+                if clock_timestamp() - statement_timestamp() < interval '{{ (s.max_ms * 0.9) | round(3) }} milliseconds' then
+                    raise;
+                end if;
+                v_outcome := 'over_time';
+        end;
+        if v_outcome = 'lock_timeout' then
+            update {{ log_rel }} set lock_timeouts = lock_timeouts + 1
+            where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}';
+        elsif v_outcome = 'over_time' then
+            update {{ log_rel }} set over_time = over_time + 1
+            where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}';
         end if;
-        perform set_config('lock_timeout', {{ csinfra_quote(s.lock_timeout) }}, true);
-        return query
+        if v_outcome <> 'done' then
+            v_rows := 0; v_written := 0; v_audited := 0; v_skipped := 0;
+        end if;
+        return query select v_upper, v_rows, v_written, v_audited, v_skipped,
+                            v_outcome = 'lock_timeout', false, v_outcome = 'over_time';
+    end;
+    $csinfra_batch$;
+{%- endmacro %}
+
+
+{#- One batch's statement (inside writeback_batch_function): lock the rows of the key range p_after..v_upper
+    that still have the version the work table derived from, write them and their audit rows, remember
+    the rest for a fresh retry, advance the run log; the counts go INTO the function's variables. -#}
+{% macro writeback_batch_statement(ctx, pending, skipped_rel, log_rel) -%}
+    {%- set k = adapter.quote(ctx.key) -%}
         with
         batch as (
             select * from {{ pending }} where {{ k }} > p_after and {{ k }} <= v_upper
@@ -460,24 +501,9 @@
             where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}'
             returning 1
         )
-        select v_upper, (select count(*) from batch), (select count(*) from written), (select count(*) from audited),
-               (select count(*) from skipped), false, false, false;
-    exception
-        when lock_not_available then
-            update {{ log_rel }} set lock_timeouts = lock_timeouts + 1
-            where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}';
-            return query select v_upper, 0::bigint, 0::bigint, 0::bigint, 0::bigint, true, false, false;
-        when query_canceled then
-            -- the batch ran into the statement_timeout its caller set (writeback_batch_max_ms): rolled back,
-            -- its row locks released. Any other cancel (an operator's pg_cancel_backend) stops the run.
-            if clock_timestamp() - statement_timestamp() < interval '{{ (s.max_ms * 0.9) | round(3) }} milliseconds' then
-                raise;
-            end if;
-            update {{ log_rel }} set over_time = over_time + 1
-            where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}';
-            return query select v_upper, 0::bigint, 0::bigint, 0::bigint, 0::bigint, false, false, true;
-    end;
-    $csinfra_batch$;
+        select (select count(*) from batch), (select count(*) from written), (select count(*) from audited),
+               (select count(*) from skipped)
+        into v_rows, v_written, v_audited, v_skipped;
 {%- endmacro %}
 
 

@@ -78,6 +78,25 @@ def test_a_batch_that_would_hold_its_locks_too_long_is_cancelled_and_retried_sma
     # cancelled batches wrote nothing: both runs audited the same trust changes, once each
     assert capped["audit_rows"] == uncapped["audit_rows"] > 0, (capped, uncapped)
 
+
+def test_a_batch_cancelled_at_the_very_end_of_its_statement_loses_nothing(built_db):
+    """The time cap can strike after a batch has produced its counts, while the statement finishes (here the
+    run-log update of the first batch is slow). The batch is rolled back then, so it must be reported as
+    cancelled, not as written: otherwise its key range would be skipped and its rows silently left."""
+    vars_ = {"writeback_batch_start_rows": 40, "writeback_batch_min_rows": 5, "writeback_batch_target_ms": 100}
+    with built_db.connect(autocommit=True) as conn:
+        conn.execute(RESET_CREATORS)
+        conn.execute("""create function csinfra.slow_first_batch_log() returns trigger language plpgsql as
+                        $$ begin if old.batches = 0 and new.batches = 1 then perform pg_sleep(0.3); end if;
+                           return new; end $$""")
+        conn.execute("create trigger slow_first_batch_log before update on csinfra.writeback_log for each row "
+                     "execute function csinfra.slow_first_batch_log()")
+    built_db.backfill(**vars_)
+    log = last_log(built_db, "wb_creator_profiles")
+    assert log["over_time"] >= 1, log
+    assert log["written"] == log["candidates"] > 40, log
+    assert built_db.scalar("select count(*) from csinfra.int_creators_derived where is_drifted") == 0
+
 def test_a_row_the_application_holds_is_skipped_never_waited_on(built_db):
     """An application transaction keeps one creator row locked through the whole run: the backfill writes every
     other row without waiting for it, leaves that one (counted), and the next run writes it."""
