@@ -241,7 +241,7 @@
         'fixed_size': (fixed | int) if fixed is not none else none,
         'target_ms': v.writeback_batch_target_ms | float,
         'max_ms': (v.writeback_batch_max_ms | float) if v.writeback_batch_max_ms is not none
-                  else 1.5 * (v.writeback_batch_target_ms | float),
+                  else 4 * (v.writeback_batch_target_ms | float),
         'min_rows': v.writeback_batch_min_rows | int,
         'max_rows': v.writeback_batch_max_rows | int,
         'start_rows': v.writeback_batch_start_rows | int,
@@ -446,24 +446,24 @@
         exception
             when lock_not_available then
                 v_outcome := 'lock_timeout';
+                v_rows := 0; v_written := 0; v_audited := 0; v_skipped := 0;
+                update {{ log_rel }} set lock_timeouts = lock_timeouts + 1
+                where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}';
             when query_canceled then
-                -- the batch ran into the statement_timeout its caller set (writeback_batch_max_ms): rolled back,
-                -- its row locks released. Any other cancel (an operator's pg_cancel_backend) stops the run.
+                -- the batch ran into the statement_timeout its caller set (writeback_batch_max_ms, the safety
+                -- net): rolled back, its row locks released. Any other cancel (an operator's
+                -- pg_cancel_backend) stops the run.
                 if clock_timestamp() - statement_timestamp() < interval '{{ (s.max_ms * 0.9) | round(3) }} milliseconds' then
                     raise;
                 end if;
                 v_outcome := 'over_time';
+                v_rows := 0; v_written := 0; v_audited := 0; v_skipped := 0;
+                update {{ log_rel }} set over_time = over_time + 1
+                where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}';
         end;
-        if v_outcome = 'lock_timeout' then
-            update {{ log_rel }} set lock_timeouts = lock_timeouts + 1
-            where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}';
-        elsif v_outcome = 'over_time' then
-            update {{ log_rel }} set over_time = over_time + 1
-            where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}';
-        end if;
-        if v_outcome <> 'done' then
-            v_rows := 0; v_written := 0; v_audited := 0; v_skipped := 0;
-        end if;
+        -- nothing else after the block: the timer can still strike in what follows, failing the run (nothing
+        -- written by this batch, so a rerun resumes); the safety net sits far above the target, so a batch
+        -- only ends this close to it when it is pathologically slow anyway
         return query select v_upper, v_rows, v_written, v_audited, v_skipped,
                             v_outcome = 'lock_timeout', false, v_outcome = 'over_time';
     end;
@@ -515,8 +515,9 @@
     {%- for _outer in range(2000) if not loop_state.done -%}
     {%- for _ in range(2000) if not loop_state.done -%}
         {%- set t0 = modules.datetime.datetime.now() -%}
-        {#- a batch sized by time may not hold its row locks past writeback_batch_max_ms: one that would is
-            cancelled (rolled back) and tried again at half the size; at the minimum size it runs uncapped -#}
+        {#- the safety net: a batch sized by time may not hold its row locks past writeback_batch_max_ms (4x the
+            target): one that would is cancelled (rolled back) and tried again at half the size; at the minimum
+            size it runs uncapped -#}
         {%- set capped = s.fixed_size is none and run.size > s.min_rows -%}
         {%- set r = csinfra_query(
             ("set local statement_timeout = " ~ csinfra_quote((s.max_ms | round(3)) ~ 'ms') ~ "; " if capped else "")

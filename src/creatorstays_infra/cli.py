@@ -419,8 +419,8 @@ def backfill_cmd(
         "--batch-target-ms", min=1, help="How long each batch should take (dbt var writeback_batch_target_ms, default 100).")] = None,
     batch_max_ms: Annotated[float | None, typer.Option(
         "--batch-max-ms", min=1,
-        help="The longest a batch may hold its row locks; one that would is cancelled and retried at half the size "
-             "(dbt var writeback_batch_max_ms, default 1.5 x the target).")] = None,
+        help="The safety net: the longest a batch may hold its row locks; one that would is cancelled and retried at "
+             "half the size (dbt var writeback_batch_max_ms, default 4 x the target).")] = None,
     lock_timeout: Annotated[str | None, typer.Option(
         "--lock-timeout", help="lock_timeout of each batch's table locks (dbt var writeback_lock_timeout, default 100ms).")] = None,
     pause: Annotated[float | None, typer.Option(

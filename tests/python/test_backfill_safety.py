@@ -52,9 +52,10 @@ def test_batch_size_follows_the_time_each_batch_takes(built_db):
 
 def test_a_batch_that_would_hold_its_locks_too_long_is_cancelled_and_retried_smaller(built_db):
     """One row costs 0.4 s to update (a trigger): every batch holding it runs into writeback_batch_max_ms
-    (150 ms), is rolled back and tried again at half the size, down to the minimum size, which runs
+    (here 150 ms), is rolled back and tried again at half the size, down to the minimum size, which runs
     uncapped. Nothing is lost or written twice. The control: with no cap, no batch is cancelled."""
-    vars_ = {"writeback_batch_start_rows": 40, "writeback_batch_min_rows": 5, "writeback_batch_target_ms": 100}
+    vars_ = {"writeback_batch_start_rows": 40, "writeback_batch_min_rows": 5, "writeback_batch_target_ms": 100,
+             "writeback_batch_max_ms": 150}
     with built_db.connect(autocommit=True) as conn:
         slow_id = conn.execute("select id from creator_profiles order by id offset 49 limit 1").fetchone()[0]
         conn.execute("""create function public.slow_one() returns trigger language plpgsql as
@@ -65,7 +66,7 @@ def test_a_batch_that_would_hold_its_locks_too_long_is_cancelled_and_retried_sma
     def run(**extra) -> dict:
         with built_db.connect(autocommit=True) as conn:
             conn.execute(RESET_CREATORS)
-        built_db.backfill(**vars_, **extra)
+        built_db.backfill(**{**vars_, **extra})
         log = last_log(built_db, "wb_creator_profiles")
         log["drift"] = built_db.scalar("select count(*) from csinfra.int_creators_derived where is_drifted")
         return log
@@ -83,7 +84,8 @@ def test_a_batch_cancelled_at_the_very_end_of_its_statement_loses_nothing(built_
     """The time cap can strike after a batch has produced its counts, while the statement finishes (here the
     run-log update of the first batch is slow). The batch is rolled back then, so it must be reported as
     cancelled, not as written: otherwise its key range would be skipped and its rows silently left."""
-    vars_ = {"writeback_batch_start_rows": 40, "writeback_batch_min_rows": 5, "writeback_batch_target_ms": 100}
+    vars_ = {"writeback_batch_start_rows": 40, "writeback_batch_min_rows": 5, "writeback_batch_target_ms": 100,
+             "writeback_batch_max_ms": 150}
     with built_db.connect(autocommit=True) as conn:
         conn.execute(RESET_CREATORS)
         conn.execute("""create function csinfra.slow_first_batch_log() returns trigger language plpgsql as
