@@ -24,7 +24,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from sampling import IntervalSampler
 
 from creatorstays_infra import database, demo, embedded
 from creatorstays_infra.migrations import Options, Runner, load_migrations
@@ -99,46 +99,27 @@ def build_template(creators: int, seed: int) -> tuple[str, int]:
     return name, n
 
 
-class LockWaitSampler(threading.Thread):
+class LockWaitSampler(IntervalSampler):
     """Application sessions (pgbench's) waiting on a lock a backfill session (dbt's) holds, wait by wait."""
 
+    QUERY = """select w.pid, w.query_start,
+                      b.state || ': ' || left(regexp_replace(b.query, '^\\s*/\\*.*?\\*/\\s*', ''), 160)
+               from pg_stat_activity w
+               join pg_stat_activity b on b.pid = any(pg_blocking_pids(w.pid)) and b.application_name like 'dbt%%'
+               where w.application_name = 'pgbench' and w.wait_event_type = 'Lock'"""
+
     def __init__(self, target: database.Target):
-        super().__init__(daemon=True)
-        self.target = target
-        self.stop_event = threading.Event()
-        self.active: dict[tuple, tuple[float, float]] = {}
+        super().__init__(target, SAMPLE_SECONDS)
         self.waits_ms: list[float] = []
-        self.blockers: dict[tuple, str] = {}  # what the blocking backfill session was running, per wait
-        self.longest_blocker: str = ""
+        self.longest_blocker: str = ""  # what the blocking backfill session was running, for the longest wait
 
-    def run(self) -> None:
-        with self.target.connect(autocommit=True) as conn:
-            query = """select w.pid, w.query_start,
-                              b.state || ': ' || left(regexp_replace(b.query, '^\\s*/\\*.*?\\*/\\s*', ''), 160)
-                       from pg_stat_activity w
-                       join pg_stat_activity b on b.pid = any(pg_blocking_pids(w.pid)) and b.application_name like 'dbt%%'
-                       where w.application_name = 'pgbench' and w.wait_event_type = 'Lock'"""
-            while not self.stop_event.is_set():
-                now = time.monotonic()
-                seen = {}
-                for pid, start, blocker in conn.execute(query):
-                    seen[(pid, str(start))] = " ".join((blocker or "").split())
-                for key, blocker in seen.items():
-                    first, _ = self.active.get(key, (now, now))
-                    self.active[key] = (first, now)
-                    self.blockers[key] = blocker
-                for key in [k for k in self.active if k not in seen]:
-                    self._close(key)
-                time.sleep(SAMPLE_SECONDS)
-            for key in list(self.active):
-                self._close(key)
+    def sample(self, conn) -> dict:
+        return {(pid, str(start)): " ".join((blocker or "").split()) for pid, start, blocker in conn.execute(self.QUERY)}
 
-    def _close(self, key: tuple) -> None:
-        first, last = self.active.pop(key)
-        wait = (last - first + SAMPLE_SECONDS) * 1000
-        if wait > max(self.waits_ms, default=0.0):
-            self.longest_blocker = self.blockers.get(key, "")
-        self.waits_ms.append(wait)
+    def interval_closed(self, key: tuple, seconds: float, detail: str) -> None:
+        if seconds * 1000 > max(self.waits_ms, default=0.0):
+            self.longest_blocker = detail
+        self.waits_ms.append(seconds * 1000)
 
 
 def start_load(target: database.Target, ncreators: int, clients: int, rate: int, seconds: int, log_dir: Path):

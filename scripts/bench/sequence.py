@@ -25,7 +25,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from sampling import IntervalSampler
 
 from creatorstays_infra import database, demo
 from creatorstays_infra.dbt import dbt_command, dbt_env
@@ -55,44 +55,29 @@ class Step:
     output: str = ""
 
 
-class LockSampler(threading.Thread):
+class LockSampler(IntervalSampler):
     """Polls pg_locks for locks other sessions hold on the application's tables."""
 
+    QUERY = """select l.pid, c.relname, l.mode, l.granted
+               from pg_locks l
+               join pg_class c on c.oid = l.relation
+               join pg_stat_activity a on a.pid = l.pid
+               where l.locktype = 'relation' and a.backend_type = 'client backend'
+                 and c.relnamespace = %s::regnamespace and c.relname = any(%s) and l.pid <> pg_backend_pid()"""
+
     def __init__(self, target: database.Target, app_schema: str):
-        super().__init__(daemon=True)
-        self.target, self.app_schema = target, app_schema
-        self.stop_event = threading.Event()
-        # (pid, table, mode) -> (first seen, last seen) of the hold in progress
-        self.active: dict[tuple, tuple[float, float]] = {}
+        super().__init__(target, SAMPLE_SECONDS)
+        self.app_schema = app_schema
         # (table, mode) -> longest hold that ended (or was still going at the end)
         self.longest: dict[tuple[str, str], float] = {}
 
-    def run(self) -> None:
-        with self.target.connect(autocommit=True) as conn:
-            me = conn.info.backend_pid
-            query = """select l.pid, c.relname, l.mode, l.granted
-                       from pg_locks l
-                       join pg_class c on c.oid = l.relation
-                       join pg_stat_activity a on a.pid = l.pid
-                       where l.locktype = 'relation' and a.backend_type = 'client backend'
-                         and c.relnamespace = %s::regnamespace and c.relname = any(%s) and l.pid <> %s"""
-            while not self.stop_event.is_set():
-                now = time.monotonic()
-                seen = {(pid, rel, mode) for pid, rel, mode, granted
-                        in conn.execute(query, (self.app_schema, list(APP_TABLES), me)) if granted}
-                for key in seen:
-                    first, _ = self.active.get(key, (now, now))
-                    self.active[key] = (first, now)
-                for key in [k for k in self.active if k not in seen]:  # released since the last sample
-                    self._close(key)
-                time.sleep(SAMPLE_SECONDS)
-            for key in list(self.active):
-                self._close(key)
+    def sample(self, conn) -> dict:
+        return {(pid, rel, mode): None for pid, rel, mode, granted
+                in conn.execute(self.QUERY, (self.app_schema, list(APP_TABLES))) if granted}
 
-    def _close(self, key: tuple) -> None:
-        first, last = self.active.pop(key)
+    def interval_closed(self, key: tuple, seconds: float, detail: None) -> None:
         _, rel, mode = key
-        self.longest[(rel, mode)] = max(self.longest.get((rel, mode), 0.0), last - first + SAMPLE_SECONDS)
+        self.longest[(rel, mode)] = max(self.longest.get((rel, mode), 0.0), seconds)
 
     def summary(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}

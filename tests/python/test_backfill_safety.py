@@ -11,6 +11,7 @@ import time
 from collections import Counter
 
 import psycopg
+from psycopg import sql
 
 from conftest import ROOT
 
@@ -60,8 +61,8 @@ def test_a_batch_that_would_hold_its_locks_too_long_is_cancelled_and_retried_sma
         slow_id = conn.execute("select id from creator_profiles order by id offset 49 limit 1").fetchone()[0]
         conn.execute("""create function public.slow_one() returns trigger language plpgsql as
                         $$ begin if new.id = tg_argv[0] then perform pg_sleep(0.4); end if; return new; end $$""")
-        conn.execute(f"create trigger slow_one before update on creator_profiles for each row "
-                     f"execute function public.slow_one('{slow_id}')")
+        conn.execute(sql.SQL("create trigger slow_one before update on creator_profiles for each row "
+                             "execute function public.slow_one({})").format(sql.Literal(slow_id)))
 
     def run(**extra) -> dict:
         with built_db.connect(autocommit=True) as conn:
