@@ -208,20 +208,19 @@
 {% endmaterialization %}
 
 
-{#- The write-back's settings (dbt vars), checked once. -#}
-{#- The write-back's settings: the writeback_* dbt vars, each overridden by the same key in the JSON object
-    in env var CSINFRA_WRITEBACK_SETTINGS (how `csinfra backfill` passes its options: read here, while the
-    model runs, it leaves dbt's partial parse intact, where a change of --vars makes dbt parse everything). -#}
+{#- The write-back's settings: the writeback_* dbt vars (their defaults are in dbt_project.yml, the one place),
+    each overridden by the same key in the JSON object in env var CSINFRA_WRITEBACK_SETTINGS (how `csinfra
+    backfill` passes its options: read here, while the model runs, it leaves dbt's partial parse intact, where a
+    change of --vars makes dbt parse everything). Checked once per model. -#}
 {% macro writeback_settings() %}
-    {%- set known = {
-        'writeback_batch_size': none, 'writeback_batch_target_ms': 100, 'writeback_batch_min_rows': 100,
-        'writeback_batch_max_rows': 50000, 'writeback_batch_start_rows': 1000, 'writeback_batch_max_ms': none,
-        'writeback_lock_timeout': '100ms',
-        'writeback_max_lock_timeouts': 20, 'writeback_pause_seconds': 0, 'writeback_retry_passes': 3,
-        'writeback_wait_seconds': 0, 'writeback_dry_run': false, 'writeback_max_replica_lag_seconds': none,
-    } -%}
+    {%- set known = [
+        'writeback_batch_size', 'writeback_batch_target_ms', 'writeback_batch_min_rows', 'writeback_batch_max_rows',
+        'writeback_batch_start_rows', 'writeback_batch_max_ms', 'writeback_lock_timeout', 'writeback_max_lock_timeouts',
+        'writeback_pause_seconds', 'writeback_retry_passes', 'writeback_wait_seconds', 'writeback_dry_run',
+        'writeback_max_replica_lag_seconds',
+    ] -%}
     {%- set v = {} -%}
-    {%- for name, default in known.items() -%}{%- do v.update({name: var(name, default)}) -%}{%- endfor -%}
+    {%- for name in known -%}{%- do v.update({name: var(name)}) -%}{%- endfor -%}
     {%- set overrides_text = env_var('CSINFRA_WRITEBACK_SETTINGS', '') | trim -%}
     {%- if overrides_text -%}
         {%- set overrides = fromjson(overrides_text) -%}
@@ -231,7 +230,7 @@
         {%- for name in overrides -%}
             {%- if name not in known -%}
                 {{ exceptions.raise_compiler_error("[csinfra] CSINFRA_WRITEBACK_SETTINGS: unknown setting " ~ name
-                    ~ " (known: " ~ (known.keys() | join(', ')) ~ ")") }}
+                    ~ " (known: " ~ (known | join(', ')) ~ ")") }}
             {%- endif -%}
         {%- endfor -%}
         {%- do v.update(overrides) -%}
