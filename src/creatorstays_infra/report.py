@@ -4,10 +4,16 @@ No network resource of any kind: the charts are inline SVG, the style and the sm
 and the numbers shown are also embedded as JSON (`<script type="application/json" id="report-data">`)
 so that a machine can read what a person sees. Every number shown carries `data-metric` (and, in a
 table, `data-key`), which the browser test reads back from the rendered DOM.
+
+The Content-Security-Policy allows no 'unsafe-inline': it lists the sha256 of each inline <script> and
+<style> element's exact text, and the page has no `style="…"` or `on…="…"` attributes (hashes do not
+cover those), so sizes are SVG attributes.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 from dataclasses import dataclass, field
@@ -153,6 +159,22 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
+def csp_source(text: str) -> str:
+    """The CSP hash source (`'sha256-…'`) of an inline element's exact text, as the browser hashes it (UTF-8)."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+# Inside <script>, the HTML tokenizer reacts to `</script`, `<!--` and `<script`; JSON escapes make none
+# of them (nor `&`, `>`, or the line separators older JavaScript rejects) appear, and parse back unchanged.
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                              "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def json_for_script(value: Any) -> str:
+    """`value` as JSON that is safe as the text of a <script type="application/json"> element."""
+    return json.dumps(value, default=str).translate(_SCRIPT_SAFE)
+
+
 def _svg_open(title: str, width: int, height: int) -> str:
     return (f'<svg class="chart" role="img" aria-label="{_e(title)}" viewBox="0 0 {width} {height}" '
             f'width="100%" xmlns="http://www.w3.org/2000/svg">')
@@ -280,7 +302,8 @@ def blocker_table(blockers: list[dict[str, Any]]) -> str:
             f'<td class="num" data-metric="blocker.{code}.creators_blocked">{_n(b["creators_blocked"])}</td>'
             f'<td class="num" data-metric="blocker.{code}.creators_blocked_only_by_this">{_n(b["creators_blocked_only_by_this"])}</td>'
             f'<td class="num">{_pct(b["share_of_creators"])}</td>'
-            f'<td class="barcell"><span class="minibar" style="width:{width:.1f}%"></span></td></tr>'
+            f'<td class="barcell"><svg class="minibar" width="100%" height="10" aria-hidden="true">'
+            f'<rect width="{width:.1f}%" height="10" rx="2" fill="#f59e0b"/></svg></td></tr>'
         )
     return ('<table class="data"><thead><tr><th>#</th><th>Blocker</th><th>Dashboard message</th>'
             '<th>Creators held back</th><th>Only blocker</th><th>Share</th><th></th></tr></thead><tbody>'
@@ -311,7 +334,7 @@ h2{font-size:18px;margin:0 0 6px}p.note{color:#52606d;font-size:13px;margin:4px 
 .axis{font-size:11px;fill:#616e7c}.grid{stroke:#e4e7eb;stroke-width:1}
 table.data{border-collapse:collapse;width:100%;font-size:13px}table.data th,table.data td{padding:5px 8px;border-bottom:1px solid #e4e7eb;text-align:left}
 table.data td.num{text-align:right;font-variant-numeric:tabular-nums}.barcell{width:140px}
-.minibar{display:inline-block;height:10px;background:#f59e0b;border-radius:2px}
+.minibar{display:inline-block}
 details summary{cursor:pointer;color:#2563eb;font-size:13px;margin-top:8px}
 .kpis{display:flex;gap:12px;flex-wrap:wrap}.kpi{flex:1;min-width:150px;background:#f0f4f8;border-radius:6px;padding:10px 12px}
 .kpi b{display:block;font-size:20px}.kpi span{font-size:12px;color:#52606d}
@@ -350,15 +373,18 @@ def render(data: ReportData) -> str:
         f'<div class="kpi"><b data-metric="trust.{_e(t)}">{_n(data.trust_latest.get(t, 0))}</b><span>{_e(t)} creators today</span></div>'
         for t in TIER_COLORS
     )
-    payload = json.dumps({
+    payload = json_for_script({
         "generatedAt": data.generated_at, "funnel": data.funnel, "activation": data.activation,
         "funnelWeeks": data.funnel_weeks, "activationWeeks": data.activation_weeks,
         "blockers": data.blockers, "trustLatest": data.trust_latest,
-    }, default=str).replace("</", "<\\/")
+    })
+    # The JSON block is never executed (it is data); its hash is listed anyway, so every inline block is.
+    csp = (f"default-src 'none'; style-src {csp_source(STYLE)}; "
+           f"script-src {csp_source(SCRIPT)} {csp_source(payload)}; img-src data:; base-uri 'none'; form-action 'none'")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
 <title>Offer funnel and creator activation</title>
 <style>{STYLE}</style></head>
 <body>
