@@ -14,9 +14,9 @@
             numeric_precision,
             numeric_scale
         from {{ relation.information_schema('columns') }}
-        where table_name = '{{ relation.identifier }}'
+        where table_name = {{ csinfra_quote(relation.identifier) }}
             {% if relation.schema %}
-            and table_schema = '{{ relation.schema }}'
+            and table_schema = {{ csinfra_quote(relation.schema) }}
             {% endif %}
         order by ordinal_position
     {% endcall %}

@@ -11,6 +11,9 @@
 
 {% macro source() -%}
     {%- set relation = builtins.source(*varargs, **kwargs) -%}
+    {%- if relation is not none and relation.schema is defined -%}
+        {%- do csinfra_schema_name(relation.schema, 'app_schema (var app_schema / CSINFRA_APP_SCHEMA)') -%}
+    {%- endif -%}
     {%- if relation is not none and relation.include is defined -%}
         {{ return(relation.include(database=False)) }}
     {%- endif -%}

@@ -26,7 +26,7 @@
 {% macro incremental_events_since(watermark_column) -%}
     (
         select coalesce(max({{ watermark_column }}), '-infinity'::timestamp)
-            - {{ csinfra_quote(var('events_lookback')) }}::interval
+            - {{ csinfra_quote(csinfra_interval(var('events_lookback'), 'var events_lookback')) }}::interval
         from {{ this }}
     )
 {%- endmacro %}
@@ -36,6 +36,7 @@
     `cohort_start`, 7 days long) is not mature, i.e. its last member has not yet had the whole window
     by marts_as_of. -#}
 {% macro windowed_count(step_at, start_at, window_days, cohort_start) -%}
+    {%- set window_days = csinfra_number(window_days, 'window of ' ~ step_at ~ ' (days)', 0, 36500, integer=true) -%}
     case
         when {{ cohort_start }} + interval '7 days' + interval '{{ window_days }} days' <= {{ marts_as_of() }}
             then count(*) filter (where {{ step_at }} < {{ start_at }} + interval '{{ window_days }} days')
@@ -63,10 +64,10 @@
     hash joins of the marts stay in memory. Validated: a number and a unit, nothing else. -#}
 {% macro csinfra_set_work_mem() -%}
     {%- set value = var('marts_work_mem', '256MB') | string -%}
-    {%- if not modules.re.match('^[0-9]+ ?(kB|MB|GB)$', value) -%}
-        {{ exceptions.raise_compiler_error("var marts_work_mem must look like '256MB', not " ~ value) }}
+    {%- if not modules.re.match('^[0-9]{1,9} ?(kB|MB|GB)$', value) -%}
+        {{ exceptions.raise_compiler_error("[csinfra] var marts_work_mem: expected a size like '256MB', got " ~ (value | tojson)) }}
     {%- endif -%}
-    set local work_mem = '{{ value }}'
+    set local work_mem = {{ csinfra_quote(value) }}
 {%- endmacro %}
 
 

@@ -31,7 +31,7 @@
 {%- materialization detached_view, adapter='postgres' -%}
     {%- set target_relation = this.incorporate(type='view') -%}
     {%- set existing_relation = load_cached_relation(this) -%}
-    {%- set function_name = adapter.quote(this.schema) ~ '.' ~ adapter.quote(this.identifier) -%}
+    {%- set function_name = csinfra_ident(this.schema) ~ '.' ~ csinfra_ident(this.identifier) -%}
     {#- a fixed name: the session's own temporary schema holds it for a moment, and identifiers are capped at 63 bytes -#}
     {%- set probe_name = 'csinfra_detached_view_columns' -%}
     {% set grant_config = config.get('grants') %}
@@ -49,7 +49,7 @@
 
     {#- 1. the query's columns and exact types, from a temporary view dropped at once -#}
     {% call statement('probe_columns') -%}
-        create temporary view {{ adapter.quote(probe_name) }} as (
+        create temporary view {{ csinfra_ident(probe_name) }} as (
             {{ sql }}
         )
     {%- endcall %}
@@ -62,7 +62,7 @@
         ~ " and c.relnamespace = pg_my_temp_schema()) and a.attnum > 0 and not a.attisdropped order by a.attnum"
     ) -%}
     {% call statement('drop_probe') -%}
-        drop view pg_temp.{{ adapter.quote(probe_name) }}
+        drop view pg_temp.{{ csinfra_ident(probe_name) }}
     {%- endcall %}
     {%- set signature = [] -%}
     {%- set select_list = [] -%}
@@ -74,8 +74,8 @@
         {%- endif -%}
         {#- the base type, without length or precision (a function's result keeps none): a widened column is
             never cut or rounded by the cast -#}
-        {%- do signature.append(adapter.quote(row[0]) ~ ' ' ~ row[4]) -%}
-        {%- do select_list.append('model.' ~ adapter.quote(row[0]) ~ '::' ~ row[4] ~ ' as ' ~ adapter.quote(row[0])) -%}
+        {%- do signature.append(csinfra_ident(row[0]) ~ ' ' ~ row[4]) -%}
+        {%- do select_list.append('model.' ~ csinfra_ident(row[0]) ~ '::' ~ row[4] ~ ' as ' ~ csinfra_ident(row[0])) -%}
         {%- do result_key.append(row[2]) -%}
     {%- endfor -%}
 

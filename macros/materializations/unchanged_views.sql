@@ -20,7 +20,7 @@
 -#}
 
 {% macro csinfra_view_fingerprint_version() -%}
-    csinfra-views-1
+    csinfra-views-2
 {%- endmacro %}
 
 
@@ -28,7 +28,7 @@
 {% macro csinfra_view_fingerprints_ddl() %}
     {%- if not execute -%}{{ return('') }}{%- endif -%}
     {% call statement('view_fingerprints_ddl') -%}
-        create schema if not exists {{ adapter.quote(target.schema) }};
+        create schema if not exists {{ csinfra_ident(target.schema) }};
         create table if not exists {{ csinfra_view_fingerprints_relation() }} (
             relation text primary key,
             relation_oid oid not null,
@@ -43,7 +43,7 @@
 
 
 {% macro csinfra_view_fingerprints_relation() -%}
-    {{ adapter.quote(target.schema) }}.view_fingerprints
+    {{ csinfra_ident(target.schema) }}.view_fingerprints
 {%- endmacro %}
 
 
@@ -55,7 +55,7 @@
         {%- set node = graph.nodes.get(uid) if uid in graph.nodes else graph.sources.get(uid) -%}
         {%- if node is not none and node.schema is defined -%}
             {%- set name = node.alias if node.alias is defined and node.alias else node.identifier -%}
-            {%- do inputs.append('(' ~ loop.index ~ ', ' ~ csinfra_quote(adapter.quote(node.schema) ~ '.' ~ adapter.quote(name)) ~ ')') -%}
+            {%- do inputs.append('(' ~ loop.index ~ ', ' ~ csinfra_quote(csinfra_ident(node.schema) ~ '.' ~ csinfra_ident(name)) ~ ')') -%}
         {%- endif -%}
     {%- endfor -%}
     {%- set docs = {'description': model.description, 'columns': {}} -%}

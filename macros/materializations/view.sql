@@ -6,8 +6,9 @@
   functions read int_creators_derived) would fail, and a source of deadlocks between threads.
   Here, when the new query keeps every existing column (same names, types and order; new columns
   may be appended), the view is changed with CREATE OR REPLACE VIEW: no drop, no cascade, one
-  short lock. Otherwise (or with --full-refresh) the built-in swap runs. A view whose fingerprint is
-  unchanged is not rebuilt at all (macros/materializations/unchanged_views.sql).
+  short lock. Otherwise the built-in swap runs. --full-refresh rebuilds every view, in place all the
+  same (a dropped view would break the online path, which runs as the application role, mid-run). A
+  view whose fingerprint is unchanged is not rebuilt at all (macros/materializations/unchanged_views.sql).
 -#}
 {%- materialization view, adapter='postgres' -%}
     {%- set existing_relation = load_cached_relation(this) -%}
@@ -16,7 +17,7 @@
     {%- if unchanged and existing_relation is not none and existing_relation.is_view -%}
         {{ return(csinfra_view_unchanged(target_relation)) }}
     {%- endif -%}
-    {%- set replaceable = existing_relation is not none and existing_relation.is_view and not should_full_refresh() -%}
+    {%- set replaceable = existing_relation is not none and existing_relation.is_view -%}
     {%- if not replaceable -%}
         {%- set result = materialization_view_default() -%}
         {{ csinfra_record_view_fingerprint(target_relation, fingerprint) }}

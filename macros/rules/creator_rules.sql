@@ -32,7 +32,7 @@
     {%- set filled = creator_filled_checks(c) -%}
     to_jsonb(array_remove(array[
         {%- for b in csinfra_rules().creator.blockers %}
-        case when not ({{ filled[b.check] }}) then '{{ b.code }}' end{{ ',' if not loop.last }}
+        case when not ({{ filled[b.check] }}) then {{ csinfra_quote(b.code) }} end{{ ',' if not loop.last }}
         {%- endfor %}
     ]::text[], null))
 {%- endmacro %}

@@ -1,6 +1,18 @@
-{#- The rule constants (dbt_project.yml vars.csinfra_rules): the one place SQL and Python read. -#}
+{#- The rule constants (dbt_project.yml vars.csinfra_rules): the one place SQL and Python read.
+    The numbers the rules render into SQL are checked here (finite, whole where they count cents, days or
+    code points); every text (codes, messages, statuses) is rendered through csinfra_quote. -#}
 {% macro csinfra_rules() %}
-    {{ return(var('csinfra_rules')) }}
+    {%- set r = var('csinfra_rules') -%}
+    {%- for cp in r.trim_code_points -%}
+        {%- do csinfra_number(cp, 'csinfra_rules.trim_code_points[' ~ loop.index0 ~ ']', 0, 1114111, integer=true) -%}
+    {%- endfor -%}
+    {%- do csinfra_checked_numbers(r.creator.completeness_weights, 'csinfra_rules.creator.completeness_weights') -%}
+    {%- do csinfra_number(r.creator.verified_min_completeness, 'csinfra_rules.creator.verified_min_completeness', 0, 1) -%}
+    {%- for name in ['stay_night_value_cents', 'min_total_value_cents', 'min_cash_without_stay_cents', 'max_deliverables',
+                     'expiry_days_default', 'expiry_days_min', 'expiry_days_max'] -%}
+        {%- do csinfra_number(r.offer[name], 'csinfra_rules.offer.' ~ name, 0, 2147483647, integer=true) -%}
+    {%- endfor -%}
+    {{ return(r) }}
 {% endmacro %}
 
 

@@ -39,17 +39,17 @@
     {%- set bonus_on = 'coalesce(' ~ o.traffic_bonus_enabled ~ ', false)' -%}
     to_jsonb(array_remove(array[
         case when {{ offer_total_value(o) }} < {{ r.min_total_value_cents }}
-            then {{ dbt.string_literal(msg.min_total_value) }} end,
+            then {{ csinfra_quote(msg.min_total_value) }} end,
         case when coalesce({{ o.stay_nights }}, 0) <= 0 and coalesce({{ o.cash_cents }}, 0) < {{ r.min_cash_without_stay_cents }}
-            then {{ dbt.string_literal(msg.min_cash_without_stay) }} end,
+            then {{ csinfra_quote(msg.min_cash_without_stay) }} end,
         case when {{ n_deliverables }} > {{ r.max_deliverables }}
-            then {{ dbt.string_literal(msg.max_deliverables) }} end,
+            then {{ csinfra_quote(msg.max_deliverables) }} end,
         case when {{ n_deliverables }} = 0
-            then {{ dbt.string_literal(msg.no_deliverables) }} end,
+            then {{ csinfra_quote(msg.no_deliverables) }} end,
         case when {{ bonus_on }} and coalesce({{ o.traffic_bonus_threshold }}, 0) <= 0
-            then {{ dbt.string_literal(msg.traffic_bonus_threshold) }} end,
+            then {{ csinfra_quote(msg.traffic_bonus_threshold) }} end,
         case when {{ bonus_on }} and coalesce({{ o.traffic_bonus_cents }}, 0) <= 0
-            then {{ dbt.string_literal(msg.traffic_bonus_amount) }} end
+            then {{ csinfra_quote(msg.traffic_bonus_amount) }} end
     ]::text[], null))
 {%- endmacro %}
 

@@ -10,10 +10,10 @@
     {%- endfor -%}
     {%- if ran | length == 0 -%}{{ return('') }}{%- endif -%}
     {%- set app = csinfra_app_schema() -%}
-    {%- set log_rel = adapter.quote(ran[0].node.schema) ~ '.writeback_log' -%}
+    {%- set log_rel = csinfra_ident(ran[0].node.schema) ~ '.writeback_log' -%}
     {%- set statuses = {} -%}
     {%- for r in ran -%}{%- do statuses.update({r.node.name: r.status | string}) -%}{%- endfor -%}
-    insert into {{ adapter.quote(app) }}.audit_logs
+    insert into {{ csinfra_ident(app) }}.audit_logs
         (id, action, "actorType", "actorId", "targetType", "targetId", metadata, "createdAt")
     select
         {{ csinfra_new_id("'" ~ invocation_id ~ "'") }},
@@ -21,9 +21,9 @@
         'system',
         'system',
         'System',
-        '{{ invocation_id }}',
+        {{ csinfra_quote(invocation_id) }},
         jsonb_build_object(
-            'runId', '{{ invocation_id }}',
+            'runId', {{ csinfra_quote(invocation_id) }},
             'status', {{ csinfra_quote(tojson(statuses)) }}::jsonb,
             'durationMs', coalesce((extract(epoch from max(finished_at) - min(started_at)) * 1000)::bigint, 0),
             'models', coalesce(jsonb_object_agg(model, jsonb_build_object(
@@ -48,7 +48,7 @@
         ),
         (now() at time zone 'UTC')::timestamp(3)
     from {{ log_rel }}
-    where invocation_id = '{{ invocation_id }}'
+    where invocation_id = {{ csinfra_quote(invocation_id) }}
     having coalesce(sum(written), 0) + coalesce(sum(skipped), 0) + coalesce(sum(retried), 0) + coalesce(sum(audit_rows), 0) > 0;
     commit;
 {% endmacro %}

@@ -45,13 +45,13 @@
     {%- set audit = config.get('audit', none) -%}
     {%- set preview = config.get('preview', {}) -%}
     {%- set app = csinfra_app_schema() -%}
-    {%- set target_rel = adapter.quote(app) ~ '.' ~ adapter.quote(target_table) -%}
+    {%- set target_rel = csinfra_ident(app) ~ '.' ~ csinfra_ident(target_table) -%}
     {#- schema.name, never database.schema.name: the batch function's body names it -#}
     {%- set pending = this.incorporate(type='table').include(database=False) -%}
-    {%- set skipped_rel = adapter.quote(this.schema) ~ '.' ~ adapter.quote(this.identifier ~ '__skipped') -%}
-    {%- set apply_fn = adapter.quote(this.schema) ~ '.' ~ adapter.quote(this.identifier ~ '__apply') -%}
-    {%- set batch_fn = adapter.quote(this.schema) ~ '.' ~ adapter.quote(this.identifier ~ '__batch') -%}
-    {%- set log_rel = adapter.quote(this.schema) ~ '.writeback_log' -%}
+    {%- set skipped_rel = csinfra_ident(this.schema) ~ '.' ~ csinfra_ident(this.identifier ~ '__skipped') -%}
+    {%- set apply_fn = csinfra_ident(this.schema) ~ '.' ~ csinfra_ident(this.identifier ~ '__apply') -%}
+    {%- set batch_fn = csinfra_ident(this.schema) ~ '.' ~ csinfra_ident(this.identifier ~ '__batch') -%}
+    {%- set log_rel = csinfra_ident(this.schema) ~ '.writeback_log' -%}
     {%- set s = writeback_settings() -%}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
@@ -88,7 +88,7 @@
     {{ writeback_acquire(target_rel, log_rel, s.wait_seconds) }}
     {% call statement('writeback_log_row') -%}
         insert into {{ log_rel }} (invocation_id, model, target_table, batch_size, pid, dry_run)
-        values ('{{ invocation_id }}', '{{ this.identifier }}', {{ csinfra_quote(app ~ '.' ~ target_table) }},
+        values ({{ csinfra_quote(invocation_id) }}, {{ csinfra_quote(this.identifier) }}, {{ csinfra_quote(app ~ '.' ~ target_table) }},
                 {{ s.fixed_size if s.fixed_size is not none else s.start_rows }}, pg_backend_pid(), {{ s.dry_run }})
         on conflict (invocation_id, model) do update set pid = excluded.pid
     {%- endcall %}
@@ -102,13 +102,13 @@
         create unlogged table {{ pending }} as
         select
             {%- for col in pending_columns %}
-            model.{{ adapter.quote(col) }}{{ ',' if not loop.last }}
+            model.{{ csinfra_ident(col) }}{{ ',' if not loop.last }}
             {%- endfor %}
         from ({{ sql }}) as model
         where {{ writeback_changed_predicate('model', columns) }};
-        create unique index on {{ pending }} ({{ adapter.quote(key) }});
+        create unique index on {{ pending }} ({{ csinfra_ident(key) }});
         analyze {{ pending }};
-        create unlogged table {{ skipped_rel }} ({{ adapter.quote(key) }} text primary key);
+        create unlogged table {{ skipped_rel }} ({{ csinfra_ident(key) }} text primary key);
     {%- endcall %}
     {%- set candidates = csinfra_query("select count(*) from " ~ pending).columns[0].values()[0] | int -%}
     {%- set scanned = csinfra_query("select count(*) from " ~ target_rel).columns[0].values()[0] | int -%}
@@ -118,7 +118,7 @@
             status = {{ "'previewed'" if s.dry_run else "'writing'" }},
             preview = {{ writeback_preview_sql(pending, ctx, preview) if s.dry_run else 'null' }},
             finished_at = {{ 'clock_timestamp()' if s.dry_run else 'null' }}
-        where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}'
+        where invocation_id = {{ csinfra_quote(invocation_id) }} and model = {{ csinfra_quote(this.identifier) }}
     {%- endcall %}
     {% do adapter.commit() %}
 
@@ -132,7 +132,9 @@
         {{ return({'relations': [pending]}) }}
     {%- endif -%}
 
-    {#- the online path: the same statement for one key, derived fresh. Its body is not analysed on creation
+    {#- the online path: the same statement for one key, derived fresh. SECURITY DEFINER with a fixed search_path
+        (pg_catalog first, pg_temp last): the application role calls it with EXECUTE alone (macros/grants.sql).
+        Its body is not analysed on creation
         (check_function_bodies off, as pg_dump restores functions): analysing the UPDATE would take the target's
         ROW EXCLUSIVE lock, and wait behind any application DDL; the batches run the very same statement. -#}
     {% call statement('apply_function') -%}
@@ -141,6 +143,8 @@
         returns setof jsonb
         language sql
         volatile
+        security definer
+        set search_path = pg_catalog, {{ csinfra_ident(app) }}, pg_temp
         as $csinfra_apply$
         with
         batch as (
@@ -148,14 +152,15 @@
                 model.*,
                 {{ writeback_changed_predicate('model', columns) }} as has_changes
             from ({{ sql }}) as model
-            where model.{{ adapter.quote(key) }} = p_key
+            where model.{{ csinfra_ident(key) }} = p_key
         ),
         {{ writeback_update_ctes(ctx, 'batch', "batch.has_changes", 'p_source') }}
         select to_jsonb(batch) || jsonb_build_object('written', exists (
-            select from written where written.key = batch.{{ adapter.quote(key) }}
+            select from written where written.key = batch.{{ csinfra_ident(key) }}
         ))
         from batch
         $csinfra_apply$;
+        {{ csinfra_function_grants(apply_fn ~ '(text, text)') }}
     {%- endcall %}
 
     {#- one batch, as a function: the keyset bound, the locked and guarded UPDATE, its audit rows, the log -#}
@@ -179,11 +184,11 @@
                 insert into {{ pending }}
                 select
                     {%- for col in pending_columns %}
-                    model.{{ adapter.quote(col) }}{{ ',' if not loop.last }}
+                    model.{{ csinfra_ident(col) }}{{ ',' if not loop.last }}
                     {%- endfor %}
                 from ({{ sql }}) as model
                 where {{ writeback_changed_predicate('model', columns) }}
-                    and model.{{ adapter.quote(key) }} in (select {{ adapter.quote(key) }} from {{ skipped_rel }});
+                    and model.{{ csinfra_ident(key) }} in (select {{ csinfra_ident(key) }} from {{ skipped_rel }});
                 truncate {{ skipped_rel }};
                 analyze {{ pending }};
             {%- endcall %}
@@ -198,7 +203,7 @@
         set finished_at = clock_timestamp(), status = 'done', retried = {{ run.written - written_first_pass }},
             written = {{ written_first_pass }}, skipped = {{ still_skipped }}, audit_rows = {{ run.audited }},
             batches = {{ run.batches }}
-        where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}';
+        where invocation_id = {{ csinfra_quote(invocation_id) }} and model = {{ csinfra_quote(this.identifier) }};
         select pg_advisory_unlock({{ writeback_lock_key(target_rel) }});
     {%- endcall %}
     {{ run_hooks(post_hooks, inside_transaction=True) }}
@@ -236,36 +241,28 @@
         {%- do v.update(overrides) -%}
     {%- endif -%}
     {%- set fixed = v.writeback_batch_size -%}
+    {%- set target_ms = csinfra_number(v.writeback_batch_target_ms, 'writeback_batch_target_ms', 1, 3600000) -%}
+    {%- set max_rows = csinfra_number(v.writeback_batch_max_rows, 'writeback_batch_max_rows', 1, 10000000, integer=true) -%}
     {%- set settings = {
-        'fixed_size': (fixed | int) if fixed is not none else none,
-        'target_ms': v.writeback_batch_target_ms | float,
-        'max_ms': (v.writeback_batch_max_ms | float) if v.writeback_batch_max_ms is not none
-                  else 4 * (v.writeback_batch_target_ms | float),
-        'min_rows': v.writeback_batch_min_rows | int,
-        'max_rows': v.writeback_batch_max_rows | int,
-        'start_rows': v.writeback_batch_start_rows | int,
-        'lock_timeout': v.writeback_lock_timeout,
-        'max_timeouts': v.writeback_max_lock_timeouts | int,
-        'pause': v.writeback_pause_seconds | float,
-        'retry_passes': v.writeback_retry_passes | int,
-        'wait_seconds': v.writeback_wait_seconds | float,
+        'fixed_size': csinfra_number(fixed, 'writeback_batch_size', 1, 10000000, integer=true) if fixed is not none else none,
+        'target_ms': target_ms,
+        'max_ms': csinfra_number(v.writeback_batch_max_ms, 'writeback_batch_max_ms', target_ms, 86400000)
+                  if v.writeback_batch_max_ms is not none else 4 * target_ms,
+        'min_rows': csinfra_number(v.writeback_batch_min_rows, 'writeback_batch_min_rows', 1, max_rows, integer=true),
+        'max_rows': max_rows,
+        'start_rows': csinfra_number(v.writeback_batch_start_rows, 'writeback_batch_start_rows', 1, max_rows, integer=true),
+        'lock_timeout': csinfra_duration(v.writeback_lock_timeout, 'writeback_lock_timeout'),
+        'max_timeouts': csinfra_number(v.writeback_max_lock_timeouts, 'writeback_max_lock_timeouts', 1, 1000000, integer=true),
+        'pause': csinfra_number(v.writeback_pause_seconds, 'writeback_pause_seconds', 0, 3600),
+        'retry_passes': csinfra_number(v.writeback_retry_passes, 'writeback_retry_passes', 0, 100, integer=true),
+        'wait_seconds': csinfra_number(v.writeback_wait_seconds, 'writeback_wait_seconds', 0, 86400),
         'dry_run': (v.writeback_dry_run | string | lower) in ('true', '1', 'yes'),
-        'max_lag': v.writeback_max_replica_lag_seconds,
+        'max_lag': csinfra_number(v.writeback_max_replica_lag_seconds, 'writeback_max_replica_lag_seconds', 0, 86400)
+                   if v.writeback_max_replica_lag_seconds is not none else none,
     } -%}
-    {%- if settings.fixed_size is not none and settings.fixed_size < 1 -%}
-        {{ exceptions.raise_compiler_error("[csinfra] writeback_batch_size must be at least 1") }}
-    {%- endif -%}
-    {%- if not (0 < settings.min_rows <= settings.start_rows <= settings.max_rows) or settings.target_ms <= 0 -%}
-        {{ exceptions.raise_compiler_error("[csinfra] need 0 < writeback_batch_min_rows <= writeback_batch_start_rows "
-            ~ "<= writeback_batch_max_rows and writeback_batch_target_ms > 0") }}
-    {%- endif -%}
-    {%- if settings.max_ms < settings.target_ms -%}
-        {{ exceptions.raise_compiler_error("[csinfra] writeback_batch_max_ms (" ~ settings.max_ms
-            ~ ") must be at least writeback_batch_target_ms (" ~ settings.target_ms ~ ")") }}
-    {%- endif -%}
-    {%- if not modules.re.match('^[0-9]+(\\.[0-9]+)? *(us|ms|s|min|h|d)?$', settings.lock_timeout | string) -%}
-        {{ exceptions.raise_compiler_error("[csinfra] writeback_lock_timeout " ~ (settings.lock_timeout | string)
-            ~ " is not a PostgreSQL duration like 100ms or 5s") }}
+    {%- if not (settings.min_rows <= settings.start_rows) -%}
+        {{ exceptions.raise_compiler_error("[csinfra] need writeback_batch_min_rows <= writeback_batch_start_rows "
+            ~ "<= writeback_batch_max_rows") }}
     {%- endif -%}
     {{ return(settings) }}
 {% endmacro %}
@@ -339,8 +336,8 @@
 {% macro writeback_changed_predicate(alias, columns) -%}
     {%- set stored, derived = [], [] -%}
     {%- for model_col in columns.values() -%}
-        {%- do stored.append(alias ~ '.' ~ adapter.quote('stored_' ~ model_col)) -%}
-        {%- do derived.append(alias ~ '.' ~ adapter.quote(model_col)) -%}
+        {%- do stored.append(alias ~ '.' ~ csinfra_ident('stored_' ~ model_col)) -%}
+        {%- do derived.append(alias ~ '.' ~ csinfra_ident(model_col)) -%}
     {%- endfor -%}
     {{ any_distinct(stored, derived) }}
 {%- endmacro %}
@@ -353,40 +350,40 @@
         update {{ ctx.target_rel }} as t
         set
             {%- for target_col, model_col in ctx.columns.items() %}
-            {{ adapter.quote(target_col) }} = {{ source }}.{{ adapter.quote(model_col) }}::{{ ctx.types[target_col] }}{{ ',' if not loop.last }}
+            {{ csinfra_ident(target_col) }} = {{ source }}.{{ csinfra_ident(model_col) }}::{{ ctx.types[target_col] }}{{ ',' if not loop.last }}
             {%- endfor %}
         from {{ source }}
         {%- if locked %}
-        join {{ locked }} on {{ locked }}.key = {{ source }}.{{ adapter.quote(ctx.key) }}
+        join {{ locked }} on {{ locked }}.key = {{ source }}.{{ csinfra_ident(ctx.key) }}
         {%- endif %}
         where
-            t.{{ adapter.quote(ctx.target_key) }} = {{ source }}.{{ adapter.quote(ctx.key) }}
+            t.{{ csinfra_ident(ctx.target_key) }} = {{ source }}.{{ csinfra_ident(ctx.key) }}
             and t.xmin = {{ source }}.row_version
             and {{ where }}
         returning
-            t.{{ adapter.quote(ctx.target_key) }} as key
+            t.{{ csinfra_ident(ctx.target_key) }} as key
             {%- if ctx.audit %},
-            {{ source }}.{{ adapter.quote('stored_' ~ ctx.columns[ctx.audit.column]) }}::text as audit_from,
-            {{ source }}.{{ adapter.quote(ctx.columns[ctx.audit.column]) }}::text as audit_to
+            {{ source }}.{{ csinfra_ident('stored_' ~ ctx.columns[ctx.audit.column]) }}::text as audit_from,
+            {{ source }}.{{ csinfra_ident(ctx.columns[ctx.audit.column]) }}::text as audit_to
             {%- endif %}
     ),
     audited as (
         {%- if ctx.audit %}
-        insert into {{ adapter.quote(ctx.app) }}.audit_logs
+        insert into {{ csinfra_ident(ctx.app) }}.audit_logs
             (id, action, "actorType", "actorId", "targetType", "targetId", metadata, "createdAt")
         select
             {{ csinfra_new_id('written.key') }},
-            '{{ ctx.audit.action }}',
+            {{ csinfra_quote(ctx.audit.action) }},
             'system',
             'system',
-            '{{ ctx.audit.target_type }}',
+            {{ csinfra_quote(ctx.audit.target_type) }},
             written.key,
             jsonb_strip_nulls(jsonb_build_object(
                 'from', written.audit_from,
                 'to', written.audit_to,
-                'field', '{{ ctx.audit.column }}',
+                'field', {{ csinfra_quote(ctx.audit.column) }},
                 'source', {{ source_label }},
-                'runId', case when {{ source_label }} like 'backfill%' then '{{ invocation_id }}' end
+                'runId', case when {{ source_label }} like 'backfill%' then {{ csinfra_quote(invocation_id) }} end
             )),
             (now() at time zone 'UTC')::timestamp(3)
         from written
@@ -404,7 +401,7 @@
     not write go to the skipped table. A lock_timeout (a table lock it could not get) rolls the batch back and
     reports timed_out. With a lagging replica it does nothing and reports lagging. -#}
 {% macro writeback_batch_function(ctx, batch_fn, pending, skipped_rel, log_rel, s) -%}
-    {%- set k = adapter.quote(ctx.key) -%}
+    {%- set k = csinfra_ident(ctx.key) -%}
     drop function if exists {{ batch_fn }}(text, integer, text);
     create function {{ batch_fn }}(p_after text, p_limit integer, p_source text)
     returns table (o_upper_key text, o_batch_rows bigint, o_written_rows bigint, o_audit_rows bigint, o_skipped_rows bigint,
@@ -426,7 +423,7 @@
         {%- if s.max_lag is not none %}
         if coalesce((select max(extract(epoch from replay_lag)) from pg_stat_replication), 0) > {{ s.max_lag | float }} then
             update {{ log_rel }} set backoffs = backoffs + 1
-            where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}';
+            where invocation_id = {{ csinfra_quote(invocation_id) }} and model = {{ csinfra_quote(this.identifier) }};
             return query select p_after, 0::bigint, 0::bigint, 0::bigint, 0::bigint, false, true, false;
             return;
         end if;
@@ -447,7 +444,7 @@
                 v_outcome := 'lock_timeout';
                 v_rows := 0; v_written := 0; v_audited := 0; v_skipped := 0;
                 update {{ log_rel }} set lock_timeouts = lock_timeouts + 1
-                where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}';
+                where invocation_id = {{ csinfra_quote(invocation_id) }} and model = {{ csinfra_quote(this.identifier) }};
             when query_canceled then
                 -- the batch ran into the statement_timeout its caller set (writeback_batch_max_ms, the safety
                 -- net): rolled back, its row locks released. Any other cancel (an operator's
@@ -458,7 +455,7 @@
                 v_outcome := 'over_time';
                 v_rows := 0; v_written := 0; v_audited := 0; v_skipped := 0;
                 update {{ log_rel }} set over_time = over_time + 1
-                where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}';
+                where invocation_id = {{ csinfra_quote(invocation_id) }} and model = {{ csinfra_quote(this.identifier) }};
         end;
         -- nothing else after the block: the timer can still strike in what follows, failing the run (nothing
         -- written by this batch, so a rerun resumes); the safety net sits far above the target, so a batch
@@ -474,15 +471,15 @@
     that still have the version the work table derived from, write them and their audit rows, remember
     the rest for a fresh retry, advance the run log; the counts go INTO the function's variables. -#}
 {% macro writeback_batch_statement(ctx, pending, skipped_rel, log_rel) -%}
-    {%- set k = adapter.quote(ctx.key) -%}
+    {%- set k = csinfra_ident(ctx.key) -%}
         with
         batch as (
             select * from {{ pending }} where {{ k }} > p_after and {{ k }} <= v_upper
         ),
         locked as (
-            select t.{{ adapter.quote(ctx.target_key) }} as key
+            select t.{{ csinfra_ident(ctx.target_key) }} as key
             from {{ ctx.target_rel }} as t
-            join batch on t.{{ adapter.quote(ctx.target_key) }} = batch.{{ k }} and t.xmin = batch.row_version
+            join batch on t.{{ csinfra_ident(ctx.target_key) }} = batch.{{ k }} and t.xmin = batch.row_version
             for no key update of t skip locked
         ),
         {{ writeback_update_ctes(ctx, 'batch', 'true', 'p_source', locked='locked') }},
@@ -497,7 +494,7 @@
             update {{ log_rel }}
             set written = written + (select count(*) from written), audit_rows = audit_rows + (select count(*) from audited),
                 batches = batches + 1, batch_size = p_limit
-            where invocation_id = '{{ invocation_id }}' and model = '{{ this.identifier }}'
+            where invocation_id = {{ csinfra_quote(invocation_id) }} and model = {{ csinfra_quote(this.identifier) }}
             returning 1
         )
         select (select count(*) from batch), (select count(*) from written), (select count(*) from audited),
@@ -591,9 +588,9 @@
             {%- for target_col, model_col in ctx.columns.items() %}
             {{ csinfra_quote(target_col) }}, (
                 select jsonb_build_object(
-                    'changed', count(*) filter (where p.{{ adapter.quote('stored_' ~ model_col) }} is distinct from p.{{ adapter.quote(model_col) }}),
-                    'set', count(*) filter (where p.{{ adapter.quote('stored_' ~ model_col) }} is null and p.{{ adapter.quote(model_col) }} is not null),
-                    'cleared', count(*) filter (where p.{{ adapter.quote('stored_' ~ model_col) }} is not null and p.{{ adapter.quote(model_col) }} is null)
+                    'changed', count(*) filter (where p.{{ csinfra_ident('stored_' ~ model_col) }} is distinct from p.{{ csinfra_ident(model_col) }}),
+                    'set', count(*) filter (where p.{{ csinfra_ident('stored_' ~ model_col) }} is null and p.{{ csinfra_ident(model_col) }} is not null),
+                    'cleared', count(*) filter (where p.{{ csinfra_ident('stored_' ~ model_col) }} is not null and p.{{ csinfra_ident(model_col) }} is null)
                 ) from {{ pending }} as p
             ){{ ',' if not loop.last }}
             {%- endfor %}
@@ -603,10 +600,10 @@
             {%- set model_col = ctx.columns[target_col] %}
             {{ csinfra_quote(target_col) }}, (
                 select coalesce(jsonb_object_agg(transition, n), '{}'::jsonb) from (
-                    select coalesce(p.{{ adapter.quote('stored_' ~ model_col) }}::text, 'null') || ' -> '
-                           || coalesce(p.{{ adapter.quote(model_col) }}::text, 'null') as transition, count(*) as n
+                    select coalesce(p.{{ csinfra_ident('stored_' ~ model_col) }}::text, 'null') || ' -> '
+                           || coalesce(p.{{ csinfra_ident(model_col) }}::text, 'null') as transition, count(*) as n
                     from {{ pending }} as p
-                    where p.{{ adapter.quote('stored_' ~ model_col) }} is distinct from p.{{ adapter.quote(model_col) }}
+                    where p.{{ csinfra_ident('stored_' ~ model_col) }} is distinct from p.{{ csinfra_ident(model_col) }}
                     group by 1
                 ) as t
             ){{ ',' if not loop.last }}
@@ -618,26 +615,20 @@
             {{ csinfra_quote(target_col) }}, jsonb_build_object(
                 'added', (select coalesce(jsonb_object_agg(e, n), '{}'::jsonb) from (
                     select e, count(*) as n from {{ pending }} as p
-                    cross join lateral jsonb_array_elements_text(p.{{ adapter.quote(model_col) }}) as e
-                    where not coalesce(p.{{ adapter.quote('stored_' ~ model_col) }}, '[]'::jsonb) @> to_jsonb(e)
+                    cross join lateral jsonb_array_elements_text(p.{{ csinfra_ident(model_col) }}) as e
+                    where not coalesce(p.{{ csinfra_ident('stored_' ~ model_col) }}, '[]'::jsonb) @> to_jsonb(e)
                     group by e) as a),
                 'removed', (select coalesce(jsonb_object_agg(e, n), '{}'::jsonb) from (
                     select e, count(*) as n from {{ pending }} as p
                     cross join lateral jsonb_array_elements_text(
-                        case when jsonb_typeof(p.{{ adapter.quote('stored_' ~ model_col) }}) = 'array'
-                             then p.{{ adapter.quote('stored_' ~ model_col) }} else '[]'::jsonb end) as e
-                    where not coalesce(p.{{ adapter.quote(model_col) }}, '[]'::jsonb) @> to_jsonb(e)
+                        case when jsonb_typeof(p.{{ csinfra_ident('stored_' ~ model_col) }}) = 'array'
+                             then p.{{ csinfra_ident('stored_' ~ model_col) }} else '[]'::jsonb end) as e
+                    where not coalesce(p.{{ csinfra_ident(model_col) }}, '[]'::jsonb) @> to_jsonb(e)
                     group by e) as r)
             ){{ ',' if not loop.last }}
             {%- endfor %}
         )
     )
-{%- endmacro %}
-
-
-{#- A SQL string literal (quotes doubled; standard_conforming_strings is on since PostgreSQL 9.1). -#}
-{% macro csinfra_quote(value) -%}
-    '{{ value | string | replace("'", "''") }}'
 {%- endmacro %}
 
 

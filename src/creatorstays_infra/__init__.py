@@ -44,6 +44,7 @@ from .offers import (
     record_offer_status_change,
     validate_offer_terms,
 )
+from .timeouts import timeouts
 
 __version__ = "0.1.0"
 
@@ -82,6 +83,7 @@ __all__ = [
     "prepare_offer_for_creation",
     "record_offer_status_change",
     "reset_analytics_stats",
+    "timeouts",
     "update_creator_readiness",
     "update_creator_trust",
     "validate_offer_terms",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import database, embedded, settings
-from .errors import CsinfraError
+from .errors import ConfigurationError, CsinfraError
 
 app = typer.Typer(
     help="Phase 1 infrastructure: embedded database, demo data, migration, backfill, verification.",
@@ -43,6 +42,24 @@ state = State()
 def fail(message: str, code: int = 1) -> typer.Exit:
     err.print(f"csinfra: error: {message}", markup=False)
     return typer.Exit(code)
+
+
+def _checked(check):
+    """A typer callback: the value through `check(value, option name)`; a refusal is a usage error (exit 2)."""
+    def callback(param: typer.CallbackParam, value):
+        if value is None:
+            return None
+        try:
+            return check(value, param.opts[0])
+        except ConfigurationError as exc:
+            raise fail(str(exc), 2) from None
+    return callback
+
+
+# a duration (`5s`, `500ms`) before it reaches SQL; a finite number (click's ranges let NaN through: every
+# comparison with NaN is false)
+_duration_option = _checked(settings.duration)
+_finite_option = _checked(settings.number)
 
 
 def target() -> database.Target:
@@ -101,21 +118,29 @@ def db_reset(
     out.print(f"reset {t.describe()}", markup=False)
 
 
+ShowPassword = Annotated[bool, typer.Option(
+    "--show-password", help="Include the password (hidden by default; the embedded server's is in a 0600 passfile).")]
+
+
 @db_app.command("url")
-def db_url() -> None:
-    """Print the URL of the database every command would use (starting the embedded server if needed)."""
-    t = target()
-    if t.source == "DATABASE_URL":
-        out.print(t.conninfo, markup=False)
-    else:
-        out.print(t.describe().split(" (")[0], markup=False)
+def db_url(show_password: ShowPassword = False) -> None:
+    """Print the URL of the database every command would use (starting the embedded server if needed).
+
+    The password is left out: the embedded server's URL names its password file instead, which libpq reads."""
+    out.print(target().url(show_password=show_password), markup=False)
 
 
 @db_app.command("env")
-def db_env() -> None:
-    """Print `export PG…=…` lines; `eval "$(csinfra db env)"` lets plain dbt, psql and pg_dump reach the database."""
+def db_env(show_password: ShowPassword = False) -> None:
+    """Print `export PG…=…` lines; `eval "$(csinfra db env)"` lets plain dbt, psql and pg_dump reach the database.
+
+    For the embedded server the password stays in its password file (PGPASSFILE). A password from
+    DATABASE_URL or PGPASSWORD is printed only with --show-password."""
     t = target()
     for key, value in sorted(t.libpq_env().items()):
+        if key == "PGPASSWORD" and not show_password:
+            print("# PGPASSWORD hidden: pass --show-password, or keep it in a password file (PGPASSFILE)")
+            continue
         print(f"export {key}={shlex.quote(value)}")
     print(f"export PATH={shlex.quote(str(database.embedded.bin_dir()))}:\"$PATH\"")
 
@@ -123,7 +148,7 @@ def db_env() -> None:
 # -- demo data ------------------------------------------------------------------------------------
 @app.command("demo-data")
 def demo_data(
-    creators: Annotated[int, typer.Option("--creators", min=1, help="How many creators (offers ≈ 3×, hosts = creators/10).")] = 1000,
+    creators: Annotated[int, typer.Option("--creators", min=1, max=100_000_000, help="How many creators (offers ≈ 3×, hosts = creators/10).")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same data.")] = 42,
     reset: Annotated[bool, typer.Option(
         "--reset",
@@ -205,6 +230,9 @@ def report_cmd(
 def main() -> None:
     try:
         app()
+    except ConfigurationError as exc:  # a setting (option, environment, var) was refused: a usage error
+        err.print(f"csinfra: error: {exc}", markup=False)
+        sys.exit(2)
     except CsinfraError as exc:
         err.print(f"csinfra: error: {exc}", markup=False)
         sys.exit(1)
@@ -223,11 +251,14 @@ def main() -> None:
 migrate_app = typer.Typer(help="Apply, inspect and roll back the Phase 1 schema change.", no_args_is_help=True)
 app.add_typer(migrate_app, name="migrate")
 
-LockTimeoutOpt = Annotated[str, typer.Option("--lock-timeout", help="lock_timeout for every statement (PostgreSQL interval).")]
-StatementTimeoutOpt = Annotated[str, typer.Option("--statement-timeout", help="statement_timeout for every statement.")]
-RetriesOpt = Annotated[int, typer.Option("--retries", min=0, help="Retries after a lock timeout (exponential backoff).")]
+LockTimeoutOpt = Annotated[str, typer.Option(
+    "--lock-timeout", callback=_duration_option, help="lock_timeout for every statement (a duration: 3s, 500ms).")]
+StatementTimeoutOpt = Annotated[str, typer.Option(
+    "--statement-timeout", callback=_duration_option, help="statement_timeout for every statement (a duration: 5min).")]
+RetriesOpt = Annotated[int, typer.Option("--retries", min=0, max=100, help="Retries after a lock timeout (exponential backoff).")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the SQL that would run; change nothing.")]
-LockWaitOpt = Annotated[float, typer.Option("--lock-wait", min=0, help="Seconds to wait for another runner's migration lock.")]
+LockWaitOpt = Annotated[float, typer.Option(
+    "--lock-wait", min=0, max=86400, callback=_finite_option, help="Seconds to wait for another runner's migration lock.")]
 PrismaFileOpt = Annotated[Path | None, typer.Option(
     "--prisma-migration-file", envvar="CSINFRA_PRISMA_MIGRATION_FILE", metavar="PATH",
     help="The application repository's own prisma/migrations/<name>/migration.sql, when it is not ours byte for "
@@ -405,6 +436,39 @@ def migrate_restore_archive(
                   "exist", markup=False)
 
 
+# -- grant --------------------------------------------------------------------------------------------
+@app.command("grant")
+def grant_cmd(
+    app_role: Annotated[str | None, typer.Option(
+        "--app-role", envvar="CSINFRA_APP_ROLE", help="The application's role (runs the online library).")] = None,
+    analyst_role: Annotated[str | None, typer.Option(
+        "--analyst-role", envvar="CSINFRA_ANALYST_ROLE", help="The analysts' role (reads the marts only).")] = None,
+    apply_: Annotated[bool, typer.Option("--apply", help="Run the statements (one transaction) instead of printing them.")] = False,
+) -> None:
+    """Print (or --apply) the GRANTs of a least-privilege deployment; run as the migration owner.
+
+    The application role may INSERT and SELECT audit and analytics rows, never UPDATE or DELETE them, and
+    call the online rule function; the analyst role reads the marts and nothing else. dbt keeps the
+    csinfra-side grants on every rebuild when CSINFRA_APP_ROLE / CSINFRA_ANALYST_ROLE are set."""
+    from . import grants
+
+    if not app_role and not analyst_role:
+        raise fail("name at least one role: --app-role and/or --analyst-role (or CSINFRA_APP_ROLE / CSINFRA_ANALYST_ROLE)", 2)
+    with connect() as conn:
+        stmts, notes = grants.plan(conn, state.app_schema, settings.dbt_schema(), app_role, analyst_role)
+        for note in notes:
+            err.print(f"csinfra: note: {note}", markup=False)
+        if any("does not exist" in n for n in notes) and apply_:
+            raise fail("a role named does not exist; nothing granted", 1)
+        if apply_:
+            grants.apply(conn, stmts)
+            conn.commit()
+            out.print(f"applied {len(stmts)} statements", markup=False)
+        else:
+            for stmt in stmts:
+                print(stmt.as_string(conn) + ";")
+
+
 # -- backfill and verify ------------------------------------------------------------------------------
 @app.command("backfill")
 def backfill_cmd(
@@ -414,22 +478,22 @@ def backfill_cmd(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Derive and report what would change (rows, transitions, blockers added/removed); write nothing.")] = False,
     batch_size: Annotated[int | None, typer.Option(
-        "--batch-size", min=1, help="A fixed number of rows per batch (dbt var writeback_batch_size); default: sized by time.")] = None,
+        "--batch-size", min=1, max=10_000_000, help="A fixed number of rows per batch (dbt var writeback_batch_size); default: sized by time.")] = None,
     batch_target_ms: Annotated[float | None, typer.Option(
-        "--batch-target-ms", min=1, help="How long each batch should take (dbt var writeback_batch_target_ms, default 100).")] = None,
+        "--batch-target-ms", min=1, max=3_600_000, callback=_finite_option, help="How long each batch should take (dbt var writeback_batch_target_ms, default 100).")] = None,
     batch_max_ms: Annotated[float | None, typer.Option(
-        "--batch-max-ms", min=1,
+        "--batch-max-ms", min=1, max=86_400_000, callback=_finite_option,
         help="The safety net: the longest a batch may hold its row locks; one that would is cancelled and retried at "
              "half the size (dbt var writeback_batch_max_ms, default 4 x the target).")] = None,
     lock_timeout: Annotated[str | None, typer.Option(
-        "--lock-timeout", help="lock_timeout of each batch's table locks (dbt var writeback_lock_timeout, default 100ms).")] = None,
+        "--lock-timeout", callback=_duration_option, help="lock_timeout of each batch's table locks (dbt var writeback_lock_timeout, default 100ms).")] = None,
     pause: Annotated[float | None, typer.Option(
-        "--pause", min=0, help="Seconds to sleep between batches (dbt var writeback_pause_seconds, default 0).")] = None,
+        "--pause", min=0, max=3600, callback=_finite_option, help="Seconds to sleep between batches (dbt var writeback_pause_seconds, default 0).")] = None,
     max_lock_timeouts: Annotated[int | None, typer.Option(
-        "--max-lock-timeouts", min=1,
+        "--max-lock-timeouts", min=1, max=1_000_000,
         help="Lock timeouts in a row before the run stops, naming the holder (dbt var writeback_max_lock_timeouts, default 20).")] = None,
     wait: Annotated[float | None, typer.Option(
-        "--wait", min=0, metavar="SECONDS",
+        "--wait", min=0, max=86400, callback=_finite_option, metavar="SECONDS",
         help="Wait this long for a backfill already writing a table, instead of stopping at once (dbt var writeback_wait_seconds).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -450,8 +514,6 @@ def backfill_cmd(
 
     if only is not None and only not in backfill.WRITEBACK_MODELS:
         raise fail(f"--only must be one of {', '.join(backfill.WRITEBACK_MODELS)}", 2)
-    if lock_timeout is not None and not re.fullmatch(r"[0-9]+(\.[0-9]+)? *(us|ms|s|min|h|d)?", lock_timeout):
-        raise fail(f"--lock-timeout {lock_timeout!r} is not a PostgreSQL duration like 100ms or 5s", 2)
     dbt_vars = {name: value for name, value in (
         ("writeback_batch_size", batch_size), ("writeback_batch_target_ms", batch_target_ms),
         ("writeback_batch_max_ms", batch_max_ms),

@@ -59,6 +59,12 @@ def _apply(conn: psycopg.Connection, creator_profile_id: str, schema: str | None
                 f"{schema}.{APPLY_FUNCTION} does not exist: run the backfill once "
                 "(`csinfra backfill` or `dbt run`) to install the rule functions"
             ) from None
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise CsinfraError(
+                f"the role {conn.info.user!r} may not call {schema}.{APPLY_FUNCTION} ({exc.diag.message_primary}): "
+                "as the migration owner run `csinfra grant --app-role <this role> --apply`, and set CSINFRA_APP_ROLE "
+                "for the backfill so every rebuild keeps the grant"
+            ) from None
         if not rows:
             raise NotFoundError(f"creator_profile_id {creator_profile_id!r}: no such creator profile")
         r = rows[0][0]

@@ -10,12 +10,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import embedded
 from .errors import DatabaseError
+
+# Seconds a connection attempt may take, unless the URL or PGCONNECT_TIMEOUT says otherwise.
+CONNECT_TIMEOUT = 10
 
 # libpq variables that, when set, select "your own server" (PGPASSWORD alone does not).
 SELECTING_PG_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
@@ -27,6 +31,7 @@ KEYWORD_TO_ENV = {
     "dbname": "PGDATABASE",
     "user": "PGUSER",
     "password": "PGPASSWORD",
+    "passfile": "PGPASSFILE",
     "sslmode": "PGSSLMODE",
     "sslrootcert": "PGSSLROOTCERT",
     "sslcert": "PGSSLCERT",
@@ -65,6 +70,8 @@ class Target:
     params: dict[str, str] = field(default_factory=dict)
 
     def connect(self, **kwargs) -> psycopg.Connection:
+        if "connect_timeout" not in self.effective():
+            kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT)
         try:
             return psycopg.connect(self.conninfo, **kwargs)
         except psycopg.OperationalError as exc:
@@ -88,6 +95,37 @@ class Target:
     def libpq_env(self) -> dict[str, str]:
         """The PG* variables that make plain `dbt`, `psql` and `pg_dump` reach this database."""
         return {KEYWORD_TO_ENV[k]: v for k, v in self.effective().items() if k in KEYWORD_TO_ENV}
+
+    def password(self) -> str | None:
+        """The password libpq would send: the URL's, PGPASSWORD, else the password file's (embedded)."""
+        p = self.effective()
+        if p.get("password"):
+            return p["password"]
+        if p.get("passfile") and p.get("user") == embedded.SUPERUSER:
+            return embedded.read_secret(Path(p["passfile"]))
+        return None
+
+    def url(self, *, show_password: bool = False) -> str:
+        """A postgresql:// URL for this database; the password is left out unless asked for."""
+        p = self.effective()
+        user = quote(p.get("user") or os.environ.get("USER", ""), safe="")
+        password = self.password() if show_password else None
+        auth = f"{user}:{quote(password, safe='')}@" if password else f"{user}@"
+        host = p.get("host") or p.get("hostaddr") or "localhost"
+        netloc = f"[{host}]" if ":" in host and not host.startswith("/") else host
+        if host.startswith("/"):
+            netloc = quote(host, safe="")
+        query = {k: v for k, v in p.items() if k not in ("user", "password", "host", "port", "dbname")}
+        if show_password:
+            query.pop("passfile", None)
+        tail = ("?" + urlencode(query)) if query else ""
+        return f"postgresql://{auth}{netloc}:{p.get('port', '5432')}/{quote(p.get('dbname') or '', safe='')}{tail}"
+
+    def as_user(self, user: str, password: str) -> Target:
+        """The same database as another role (a password of its own; no password file)."""
+        params = {k: v for k, v in self.effective().items() if k not in ("passfile", "password")}
+        params.update(user=user, password=password)
+        return Target(conninfo=make_conninfo("", **params), source=self.source, params=params)
 
     def with_dbname(self, dbname: str) -> Target:
         params = dict(self.effective())
@@ -114,5 +152,6 @@ def resolve(database_url: str | None = None, *, start_embedded: bool = True) -> 
         return Target(conninfo="", source="PG* variables", params={})
     server = embedded_server()
     info = server.start() if start_embedded else server.info()
-    params = {"host": "127.0.0.1", "port": str(info.port), "user": embedded.SUPERUSER, "dbname": embedded.DEFAULT_DBNAME}
+    params = {"host": embedded.HOST, "port": str(info.port), "user": embedded.SUPERUSER,
+              "dbname": embedded.DEFAULT_DBNAME, "passfile": str(info.passfile)}
     return Target(conninfo=make_conninfo("", **params), source="embedded", params=params)

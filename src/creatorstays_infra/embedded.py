@@ -4,8 +4,17 @@ We drive `initdb` and `pg_ctl` ourselves (rather than the wheel's helper) so the
 listens on a loopback TCP port that every client understands (psycopg, dbt, psql, pg_dump),
 keeps its state under one directory (`.csinfra/` by default) and survives between commands.
 
+Locked down: every connection authenticates with scram-sha-256 against a generated secret kept in
+`<state dir>/pgpass` (a libpq password file, mode 0600, readable by the caller only), so no other OS
+user can connect although the port is on loopback. There is no Unix socket. The server starts with
+a scrubbed environment (no secret of the caller's reaches `/proc/<pid>/environ`), and nothing outside
+the state directory has its permissions changed.
+
 PostgreSQL refuses to run as root; when we are root the server runs as an unprivileged
-system user (`csinfra_pg`), created on first use.
+system user (`csinfra_pg`), created on first use. That user must be able to reach the state
+directory; when it cannot, we say so (set `CSINFRA_STATE_DIR` to a directory it can reach) rather
+than open up the parents. When it cannot reach the wheel's binaries, they are copied into the
+state directory once.
 """
 
 from __future__ import annotations
@@ -16,9 +25,11 @@ import importlib.util
 import json
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +42,22 @@ from .errors import DatabaseError
 SERVER_USER = "csinfra_pg"
 SUPERUSER = "postgres"
 DEFAULT_DBNAME = "csinfra"
+HOST = "127.0.0.1"
+
+# The only variables the server process inherits (besides TZ, when the caller sets it).
+SERVER_ENVIRONMENT = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C", "LANG": "C"}
+
+# pg_hba.conf: password (scram-sha-256) for everyone, on the loopback address only.
+HBA = """# written by csinfra: scram-sha-256 on loopback only; there is no Unix socket
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+host    all       all   127.0.0.1/32  scram-sha-256
+"""
 
 # Settings for a development/test/benchmark server on a 2-core machine. fsync is off:
 # the embedded server holds demo and test data only (documented in the README).
 SERVER_SETTINGS = {
-    "listen_addresses": "127.0.0.1",
+    "listen_addresses": HOST,
+    "password_encryption": "scram-sha-256",
     "unix_socket_directories": "",
     "fsync": "off",
     "full_page_writes": "off",
@@ -46,6 +68,9 @@ SERVER_SETTINGS = {
     "checkpoint_timeout": "30min",
     "max_connections": "200",
     "log_min_messages": "warning",
+    # loaded (not installed: `create extension pg_stat_statements` where wanted); the security tests read it to
+    # prove that a refused value ran no statement
+    "shared_preload_libraries": "pg_stat_statements",
 }
 
 
@@ -68,14 +93,14 @@ def pg_tool(name: str) -> str:
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((HOST, 0))
         return int(s.getsockname()[1])
 
 
 def _port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex((HOST, port)) == 0
 
 
 def _ensure_server_user() -> pwd.struct_passwd:
@@ -90,12 +115,28 @@ def _ensure_server_user() -> pwd.struct_passwd:
         return pwd.getpwnam(SERVER_USER)
 
 
-def _make_traversable(path: Path) -> None:
-    """Give 'others' execute permission on every parent so the server user can reach `path`."""
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            parent.chmod(mode | 0o001)
+def _reachable_by_server_user(path: Path) -> bool:
+    """Can the server's OS user search `path` (and so every directory above it)?"""
+    result = subprocess.run(["test", "-x", str(path)], user=SERVER_USER, env=SERVER_ENVIRONMENT,
+                            capture_output=True, check=False)
+    return result.returncode == 0
+
+
+def _server_environment() -> dict[str, str]:
+    env = dict(SERVER_ENVIRONMENT)
+    if os.environ.get("TZ"):
+        env["TZ"] = os.environ["TZ"]
+    return env
+
+
+def read_secret(passfile: Path) -> str | None:
+    """The superuser's password from our password file, or None when there is none."""
+    try:
+        line = passfile.read_text().strip()
+    except FileNotFoundError:
+        return None
+    parts = line.split(":")
+    return parts[4] if len(parts) == 5 and parts[4] else None
 
 
 @dataclass(frozen=True)
@@ -103,10 +144,15 @@ class ServerInfo:
     port: int
     pgdata: Path
     running: bool
+    passfile: Path
 
     @property
     def url(self) -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{DEFAULT_DBNAME}"
+        """A URL that works as is and holds no password: libpq reads it from `passfile`."""
+        return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/{DEFAULT_DBNAME}?passfile={self.passfile}"
+
+    def url_with_password(self) -> str:
+        return f"postgresql://{SUPERUSER}:{read_secret(self.passfile)}@{HOST}:{self.port}/{DEFAULT_DBNAME}"
 
 
 class EmbeddedServer:
@@ -117,12 +163,17 @@ class EmbeddedServer:
         self.pgdata = self.state_dir / "pgdata"
         self.state_file = self.state_dir / "server.json"
         self.log_file = self.pgdata / "server.log"
+        self.passfile = self.state_dir / "pgpass"
         self._as_root = os.geteuid() == 0
+        self._bin = bin_dir()
 
     # -- helpers ---------------------------------------------------------------------------
     @contextlib.contextmanager
     def _lock(self):
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if not self.state_dir.exists():
+            self.state_dir.mkdir(parents=True)
+            # Ours: the server's user (when we are root) may pass through it, nobody else may list it.
+            self.state_dir.chmod(0o711 if self._as_root else 0o700)
         with open(self.state_dir / ".lock", "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
@@ -130,15 +181,48 @@ class EmbeddedServer:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def _run(self, args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
-        kwargs: dict = {"capture_output": True, "text": True, "timeout": timeout}
+    def _run(self, args: list[str], timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess:
+        kwargs: dict = {"capture_output": True, "text": True, "timeout": timeout, "input": input}
         if self._as_root:
             kwargs["user"] = SERVER_USER
             kwargs["group"] = SERVER_USER
-        env = dict(os.environ)
-        env.pop("PGDATA", None)
-        env["LC_ALL"] = "C"
-        return subprocess.run(args, env=env, check=False, **kwargs)
+            kwargs["extra_groups"] = []
+        # A scrubbed environment: the caller's secrets never reach the server process.
+        return subprocess.run(args, env=_server_environment(), check=False, **kwargs)
+
+    def _server_bin(self) -> Path:
+        """The server binaries, reachable by the server's OS user (copied into the state dir if need be)."""
+        if not self._as_root or _reachable_by_server_user(self._bin):
+            return self._bin
+        copied = self.state_dir / "pginstall"
+        if not (copied / "bin" / "postgres").exists():
+            shutil.rmtree(copied, ignore_errors=True)
+            shutil.copytree(self._bin.parent, copied, symlinks=True)
+        return copied / "bin"
+
+    def _check_reachable(self) -> None:
+        if self._as_root and not _reachable_by_server_user(self.state_dir):
+            raise DatabaseError(
+                f"the embedded server runs as the OS user {SERVER_USER}, which cannot reach {self.state_dir} "
+                "(a parent directory denies it search permission); set CSINFRA_STATE_DIR to a directory it can "
+                "reach, for example /var/tmp/csinfra (csinfra never changes permissions outside its state directory)"
+            )
+
+    def _write_passfile(self, secret: str) -> None:
+        fd = os.open(self.passfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            fh.write(f"{HOST}:*:*:{SUPERUSER}:{secret}\n")
+
+    def _secret_for_server(self, secret: str) -> Path:
+        """A short-lived file holding the secret, readable by the server's user only (initdb --pwfile)."""
+        fd, name = tempfile.mkstemp(dir=self.state_dir, prefix=".pw")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secret + "\n")
+        if self._as_root:
+            user = pwd.getpwnam(SERVER_USER)
+            os.chown(name, user.pw_uid, user.pw_gid)
+        return Path(name)
 
     def _read_port(self) -> int | None:
         if self.state_file.exists():
@@ -159,29 +243,65 @@ class EmbeddedServer:
     # -- lifecycle ---------------------------------------------------------------------------
     def info(self) -> ServerInfo:
         port = self._read_port() or 0
-        return ServerInfo(port=port, pgdata=self.pgdata, running=self._postmaster_running())
+        return ServerInfo(port=port, pgdata=self.pgdata, running=self._postmaster_running(), passfile=self.passfile)
 
     def _initdb(self) -> None:
+        if self._as_root:
+            _ensure_server_user()
+        self._check_reachable()
         self.pgdata.mkdir(parents=True, exist_ok=True)
         if self._as_root:
-            user = _ensure_server_user()
-            _make_traversable(self.pgdata)
-            _make_traversable(bin_dir())
+            user = pwd.getpwnam(SERVER_USER)
             os.chown(self.pgdata, user.pw_uid, user.pw_gid)
         self.pgdata.chmod(0o700)
-        result = self._run(
-            [
-                str(bin_dir() / "initdb"),
-                "-D", str(self.pgdata),
-                "-U", SUPERUSER,
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
-            ]
-        )
+        secret = secrets.token_urlsafe(32)
+        pwfile = self._secret_for_server(secret)
+        try:
+            result = self._run(
+                [
+                    str(self._server_bin() / "initdb"),
+                    "-D", str(self.pgdata),
+                    "-U", SUPERUSER,
+                    f"--pwfile={pwfile}",
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ]
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
         if result.returncode != 0:
             raise DatabaseError(f"initdb failed: {result.stderr.strip().splitlines()[-1:]}")
+        self._write_hba()
+        self._write_passfile(secret)
+
+    def _write_hba(self) -> None:
+        hba = self.pgdata / "pg_hba.conf"
+        hba.write_text(HBA)
+        if self._as_root:
+            user = pwd.getpwnam(SERVER_USER)
+            os.chown(hba, user.pw_uid, user.pw_gid)
+        hba.chmod(0o600)
+
+    def _locked_down(self) -> bool:
+        hba = self.pgdata / "pg_hba.conf"
+        return read_secret(self.passfile) is not None and hba.exists() and hba.read_text() == HBA
+
+    def _lock_down(self) -> None:
+        """A cluster made by an older csinfra (trust authentication), or whose password file was lost:
+        set a new superuser password in single-user mode (the server is stopped), then require it."""
+        if self._postmaster_running():
+            self._stop_locked()
+        secret = secrets.token_urlsafe(32)
+        result = self._run(
+            [str(self._server_bin() / "postgres"), "--single", "-D", str(self.pgdata), "-j", "postgres"],
+            input=f"alter role {SUPERUSER} password '{secret}';\n",
+        )
+        if result.returncode != 0:
+            raise DatabaseError(f"could not set the embedded server's password: {result.stderr.strip()[-300:]}")
+        self._write_hba()
+        self._write_passfile(secret)
 
     def start(self) -> ServerInfo:
         """Start the server if needed (initialising it on first use); return its info."""
@@ -190,16 +310,20 @@ class EmbeddedServer:
                 if self.pgdata.exists():
                     shutil.rmtree(self.pgdata)
                 self._initdb()
+            else:
+                self._check_reachable()
+                if not self._locked_down():
+                    self._lock_down()
             port = self._read_port()
             if self._postmaster_running() and port:
-                return ServerInfo(port=port, pgdata=self.pgdata, running=True)
+                return ServerInfo(port=port, pgdata=self.pgdata, running=True, passfile=self.passfile)
             if port is None or _port_in_use(port):
                 port = _free_port()
             options = " ".join(f"-c {k}={v!s}" if v else f"-c {k}=''" for k, v in SERVER_SETTINGS.items())
             options += f" -p {port}"
             result = self._run(
                 [
-                    str(bin_dir() / "pg_ctl"),
+                    str(self._server_bin() / "pg_ctl"),
                     "-D", str(self.pgdata),
                     "-l", str(self.log_file),
                     "-w", "-t", "60",
@@ -211,7 +335,7 @@ class EmbeddedServer:
                 tail = self.log_file.read_text().strip().splitlines()[-3:] if self.log_file.exists() else []
                 raise DatabaseError(f"embedded PostgreSQL did not start: {' | '.join(tail) or result.stderr}")
             self.state_file.write_text(json.dumps({"port": port}))
-            info = ServerInfo(port=port, pgdata=self.pgdata, running=True)
+            info = ServerInfo(port=port, pgdata=self.pgdata, running=True, passfile=self.passfile)
             self._ensure_database(info)
             return info
 
@@ -220,7 +344,8 @@ class EmbeddedServer:
         while True:
             try:
                 with psycopg.connect(
-                    host="127.0.0.1", port=info.port, user=SUPERUSER, dbname="postgres", autocommit=True
+                    host=HOST, port=info.port, user=SUPERUSER, dbname="postgres", passfile=str(self.passfile),
+                    connect_timeout=10, autocommit=True,
                 ) as conn:
                     exists = conn.execute(
                         "select 1 from pg_database where datname = %s", (DEFAULT_DBNAME,)
@@ -238,7 +363,10 @@ class EmbeddedServer:
         with self._lock():
             if not self._postmaster_running():
                 return False
-            result = self._run([str(bin_dir() / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"])
-            if result.returncode != 0:
-                raise DatabaseError(f"embedded PostgreSQL did not stop: {result.stderr.strip()}")
+            self._stop_locked()
             return True
+
+    def _stop_locked(self) -> None:
+        result = self._run([str(self._server_bin() / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"])
+        if result.returncode != 0:
+            raise DatabaseError(f"embedded PostgreSQL did not stop: {result.stderr.strip()}")

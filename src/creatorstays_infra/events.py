@@ -27,6 +27,7 @@ from psycopg.types.json import Jsonb
 from . import settings
 from .errors import ValidationError
 from .ids import new_id
+from .timeouts import timeouts
 
 log = logging.getLogger("creatorstays_infra.events")
 
@@ -133,9 +134,12 @@ class AuditEntry:
 def log_audit_event(conn: psycopg.Connection, action: str, actor_type: str, actor_id: str | None,
                     target_type: str, target_id: str, metadata: Mapping[str, Any] | None = None, *,
                     actor_email: str | None = None, ip_address: str | None = None, user_agent: str | None = None,
-                    app_schema: str | None = None) -> str:
+                    app_schema: str | None = None, lock_timeout: str | None = None,
+                    statement_timeout: str | None = None) -> str:
     """Append one audit row (in the caller's transaction); returns its id. Raises ValidationError on bad
-    input and lets any database error propagate: an audit write is never silently lost."""
+    input and lets any database error propagate: an audit write is never silently lost. `lock_timeout` /
+    `statement_timeout` bound its wait (creatorstays_infra.timeouts): past them it raises LockNotAvailable /
+    QueryCanceled, e.g. while a rollback archives the table."""
     action = _audit_action(action)
     if actor_type not in AUDIT_ACTOR_TYPES:
         raise ValidationError("actor_type", f"unknown actor type {actor_type!r} (known: {', '.join(AUDIT_ACTOR_TYPES)})")
@@ -147,14 +151,15 @@ def log_audit_event(conn: psycopg.Connection, action: str, actor_type: str, acto
     _text("user_agent", user_agent, required=False, max_len=1024)
     meta = _json("metadata", metadata)
     audit_id = new_id()
-    conn.execute(
-        sql.SQL(
-            """insert into {} (id, action, "actorType", "actorId", "actorEmail", "targetType", "targetId", metadata,
-                   "ipAddress", "userAgent", "createdAt")
-               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, (now() at time zone 'UTC')::timestamp(3))"""
-        ).format(sql.Identifier(app_schema or settings.app_schema(), "audit_logs")),
-        (audit_id, action, actor_type, actor_id, actor_email, target_type, target_id, Jsonb(meta), ip_address, user_agent),
-    )
+    with timeouts(conn, lock_timeout=lock_timeout, statement_timeout=statement_timeout):
+        conn.execute(
+            sql.SQL(
+                """insert into {} (id, action, "actorType", "actorId", "actorEmail", "targetType", "targetId", metadata,
+                       "ipAddress", "userAgent", "createdAt")
+                   values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, (now() at time zone 'UTC')::timestamp(3))"""
+            ).format(sql.Identifier(app_schema or settings.app_schema(), "audit_logs")),
+            (audit_id, action, actor_type, actor_id, actor_email, target_type, target_id, Jsonb(meta), ip_address, user_agent),
+        )
     return audit_id
 
 
@@ -302,14 +307,15 @@ def _failed(exc: BaseException, event_type: Any) -> None:
 
 def log_analytics_event(conn: psycopg.Connection, actor_type: str, actor_id: str | None, event_type: str,
                         event_data: Mapping[str, Any] | None = None, session_id: str | None = None, *,
-                        app_schema: str | None = None) -> str | None:
+                        app_schema: str | None = None, lock_timeout: str | None = None,
+                        statement_timeout: str | None = None) -> str | None:
     """Write one analytics event in a savepoint of the caller's transaction. Never raises: on any failure
-    (bad input, database error) the caller's transaction is intact, the failure is logged and counted,
-    and None is returned; otherwise the event's id."""
+    (bad input, database error, `lock_timeout` / `statement_timeout` exceeded) the caller's transaction is
+    intact, the failure is logged and counted, and None is returned; otherwise the event's id."""
     try:
         event = AnalyticsEvent.build(actor_type, actor_id, event_type, event_data, session_id)
         event_id = new_id()
-        with conn.transaction():
+        with conn.transaction(), timeouts(conn, lock_timeout=lock_timeout, statement_timeout=statement_timeout):
             conn.execute(
                 sql.SQL(
                     """insert into {} (id, "actorType", "actorId", "eventType", "eventData", "sessionId", "createdAt")

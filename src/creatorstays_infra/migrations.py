@@ -156,6 +156,17 @@ class Options:
     meta_schema: str = field(default_factory=settings.meta_schema)
     archive_schema: str = field(default_factory=settings.archive_schema)
 
+    def __post_init__(self) -> None:
+        # Checked where they enter (a library caller builds Options directly, not through the CLI).
+        settings.check_schema_name(self.app_schema, "app_schema")
+        settings.check_schema_name(self.meta_schema, "meta_schema")
+        settings.check_schema_name(self.archive_schema, "archive_schema")
+        self.lock_timeout = settings.duration(self.lock_timeout, "lock_timeout")
+        self.statement_timeout = settings.duration(self.statement_timeout, "statement_timeout")
+        settings.number(self.retries, "retries", 0, 100)
+        settings.number(self.backoff_seconds, "backoff_seconds", 0, 3600)
+        settings.number(self.lock_wait_seconds, "lock_wait_seconds", 0, 86400)
+
 
 def _env_path(name: str) -> Path | None:
     value = os.environ.get(name)

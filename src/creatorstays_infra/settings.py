@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 
 from .errors import ConfigurationError
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+# The schema names we accept, here and in the dbt macros (macros/sql_safety.sql): plain identifiers.
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+_IDENT_RULE = "letters, digits, _ and $, starting with a letter or _, at most 63 bytes"
+
+
+def _plain(value: str) -> bool:
+    return bool(_IDENT.match(value)) and len(value.encode()) <= 63
 
 
 def _schema_name(env: str, default: str) -> str:
     value = os.environ.get(env, default)
-    if not _IDENT.match(value):
-        raise ConfigurationError(f"{env}={value!r} is not a plain PostgreSQL schema name")
+    if not _plain(value):
+        raise ConfigurationError(f"{env}={value!r} is not a plain PostgreSQL schema name ({_IDENT_RULE})")
     return value
 
 
@@ -38,6 +45,39 @@ def archive_schema() -> str:
 
 
 def check_schema_name(value: str, what: str = "schema") -> str:
-    if not _IDENT.match(value):
-        raise ConfigurationError(f"{what} {value!r} is not a plain PostgreSQL schema name")
+    if not isinstance(value, str) or not _plain(value):
+        raise ConfigurationError(f"{what} {value!r} is not a plain PostgreSQL schema name ({_IDENT_RULE})")
+    return value
+
+
+# -- values that reach SQL as settings: parsed where they enter, refused with the option's name --------------
+_DURATION = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,6})? ?(us|ms|s|min|h|d)?$")
+_UNIT = r"(microseconds?|milliseconds?|seconds?|minutes?|hours?|days?|weeks?|months?|years?)"
+_INTERVAL = re.compile(rf"^[0-9]{{1,6}}(\.[0-9]{{1,6}})? ?{_UNIT}( [0-9]{{1,6}}(\.[0-9]{{1,6}})? ?{_UNIT})*$")
+
+
+def duration(value: str, what: str) -> str:
+    """A PostgreSQL duration setting (lock_timeout, statement_timeout): `500ms`, `5s`, `1min`, `0`."""
+    text = str(value).strip()
+    if not _DURATION.match(text):
+        raise ConfigurationError(f"{what}: expected a duration like 5s or 500ms, got {value!r}")
+    return text
+
+
+def interval(value: str, what: str) -> str:
+    """An interval: `3 days`, `12 hours`, `1 week 2 days`."""
+    text = str(value).strip()
+    if not _INTERVAL.match(text):
+        raise ConfigurationError(f"{what}: expected an interval like '3 days' or '12 hours', got {value!r}")
+    return text
+
+
+def number(value: float, what: str, minimum: float | None = None, maximum: float | None = None) -> float:
+    """A finite number within [minimum, maximum] (NaN and infinities are refused)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigurationError(f"{what}: expected a number, got {value!r}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = f"from {minimum:g}" if minimum is not None else ""
+        bounds += (" " if bounds else "") + (f"up to {maximum:g}" if maximum is not None else "")
+        raise ConfigurationError(f"{what}: expected a number {bounds}, got {value!r}")
     return value

@@ -4,6 +4,7 @@ cloned from templates built once per session."""
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import uuid
@@ -14,12 +15,19 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from creatorstays_infra import database, demo, embedded
+from creatorstays_infra import database, demo, embedded, grants
 from creatorstays_infra.dbt import run_dbt
 from creatorstays_infra.migrations import Options, Runner, load_migrations
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_CREATORS = int(os.environ.get("CSINFRA_TEST_CREATORS", "300"))
+
+# The three roles of a real deployment (README "Security"), cluster-wide, with passwords made per session:
+# the migration owner builds every template (migrate, backfill); the application role runs the online
+# tests; the analyst role reads the marts.
+ROLES = {"owner": "csinfra_test_owner", "app": "csinfra_test_app", "analyst": "csinfra_test_analyst"}
+ROLE_PASSWORDS: dict[str, str] = {}
+ROLE_ENV = {"CSINFRA_APP_ROLE": ROLES["app"], "CSINFRA_ANALYST_ROLE": ROLES["analyst"]}
 
 
 @dataclass
@@ -36,6 +44,10 @@ class Db:
 
     def connect(self, **kwargs) -> psycopg.Connection:
         return self.target.connect(**kwargs)
+
+    def as_role(self, kind: str) -> Db:
+        """This database as the owner, app or analyst role (not superuser)."""
+        return Db(name=self.name, target=self.target.as_user(ROLES[kind], ROLE_PASSWORDS[kind]))
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in database.SELECTING_PG_VARS}
@@ -69,11 +81,11 @@ class Db:
         # pg_dump 17+ prints a random \restrict key per run; it is not part of the schema
         return "\n".join(ln for ln in result.stdout.splitlines() if not ln.startswith(("\\restrict", "\\unrestrict")))
 
-    def dbt(self, *args: str, vars_: dict | None = None, app_schema: str = "public") -> str:
+    def dbt(self, *args: str, vars_: dict | None = None, app_schema: str = "public", env: dict | None = None) -> str:
         """Run dbt against this database; returns its log, raises with it on failure."""
         log = ROOT / "target" / f"pytest_dbt_{self.name}.log"
         log.parent.mkdir(exist_ok=True)
-        proc = run_dbt(self.target, app_schema, list(args), vars_, log)
+        proc = run_dbt(self.target, app_schema, list(args), vars_, log, env=env)
         rc = proc.wait(timeout=600)
         text = log.read_text()
         log.unlink(missing_ok=True)
@@ -92,16 +104,41 @@ class Db:
 
 @pytest.fixture(scope="session")
 def server() -> database.Target:
-    return database.resolve().with_dbname("postgres")
+    target = database.resolve().with_dbname("postgres")
+    with target.connect(autocommit=True) as conn:
+        for kind, role in ROLES.items():
+            password = secrets.token_urlsafe(18)
+            exists = conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone()
+            conn.execute(sql.SQL("{} role {} login nosuperuser nocreatedb nocreaterole password {}").format(
+                sql.SQL("alter" if exists else "create"), sql.Identifier(role), sql.Literal(password)))
+            ROLE_PASSWORDS[kind] = password
+    return target
 
 
 def _create_db(server: database.Target, name: str, template: str | None = None) -> Db:
+    """A database owned by the migration owner (as the application's database is)."""
     with server.connect(autocommit=True) as conn:
+        query = sql.SQL("create database {} owner {}").format(sql.Identifier(name), sql.Identifier(ROLES["owner"]))
         if template:
-            conn.execute(sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(template)))
-        else:
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+            query = query + sql.SQL(" template {}").format(sql.Identifier(template))
+        conn.execute(query)
     return Db(name=name, target=server.with_dbname(name))
+
+
+def _grant_like_the_application(db: Db) -> None:
+    """What the application team's setup gives its role: DML on every table of its schema, now and later."""
+    app = sql.Identifier(ROLES["app"])
+    with db.as_role("owner").connect() as conn:
+        conn.execute(sql.SQL("grant select, insert, update, delete on all tables in schema public to {}").format(app))
+        conn.execute(sql.SQL("alter default privileges in schema public grant select, insert, update, delete on tables to {}")
+                     .format(app))
+
+
+def _grant_least_privilege(db: Db) -> None:
+    """`csinfra grant --apply`, as the owner."""
+    with db.as_role("owner").connect() as conn:
+        stmts, _ = grants.plan(conn, "public", "csinfra", ROLES["app"], ROLES["analyst"])
+        grants.apply(conn, stmts)
 
 
 def _drop_db(server: database.Target, name: str) -> None:
@@ -114,8 +151,9 @@ def template_pre(server):
     """Application tables with demo data, Phase 1 not applied."""
     name = f"csinfra_tpl_pre_{uuid.uuid4().hex[:8]}"
     db = _create_db(server, name)
-    with db.connect() as conn:
+    with db.as_role("owner").connect() as conn:  # the application's tables belong to the migration owner
         demo.generate(conn, "public", creators=TEST_CREATORS, seed=7)
+    _grant_like_the_application(db)
     yield name
     _drop_db(server, name)
 
@@ -125,7 +163,7 @@ def template_applied(server, template_pre):
     """The pre-Phase-1 template with the migration applied."""
     name = f"csinfra_tpl_up_{uuid.uuid4().hex[:8]}"
     db = _create_db(server, name, template=template_pre)
-    with db.connect() as conn:
+    with db.as_role("owner").connect() as conn:
         runner = Runner(conn, Options(app_schema="public"))
         for m in load_migrations():
             runner.up(m)
@@ -138,7 +176,8 @@ def template_built(server, template_applied):
     """Phase 1 applied and backfilled: dbt's views and rule functions exist, drift is 0."""
     name = f"csinfra_tpl_built_{uuid.uuid4().hex[:8]}"
     db = _create_db(server, name, template=template_applied)
-    db.dbt("run")  # every model: the views, the rule functions and the backfill
+    db.as_role("owner").dbt("run", env=ROLE_ENV)  # every model: the views, the rule functions and the backfill
+    _grant_least_privilege(db)
     yield name
     _drop_db(server, name)
 
@@ -149,9 +188,10 @@ def template_marts(server, template_applied):
     (backfill, incremental event models and marts)."""
     name = f"csinfra_tpl_marts_{uuid.uuid4().hex[:8]}"
     db = _create_db(server, name, template=template_applied)
-    with db.connect() as conn:
+    with db.as_role("owner").connect() as conn:
         demo.generate_events(conn, "public", seed=7)
-    db.dbt("run")
+    db.as_role("owner").dbt("run", env=ROLE_ENV)
+    _grant_least_privilege(db)
     yield name
     _drop_db(server, name)
 

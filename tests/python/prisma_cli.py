@@ -45,10 +45,8 @@ def run(db_url: str, *args: str, check: bool = True, timeout: float = 120) -> su
 
 def url(db) -> str:
     """The test database as a postgresql:// URL (what DATABASE_URL holds for Prisma)."""
-    p = db.target.effective()
-    user = p.get("user", "postgres")
-    password = f":{p['password']}" if p.get("password") else ""
-    return f"postgresql://{user}{password}@{p.get('host', 'localhost')}:{p.get('port', '5432')}/{p['dbname']}"
+    # node-postgres reads no passfile given in a URL: the password goes in the URL itself
+    return db.target.url(show_password=True)
 
 
 def pull(db, tmp_path: Path) -> Path:

@@ -1,4 +1,7 @@
-"""The online creator functions: the same rules as the batch, proven by property-based tests."""
+"""The online creator functions: the same rules as the batch, proven by property-based tests.
+
+Every online call runs as the application role (`db.as_role("app")`), never as superuser: it holds only
+what `csinfra grant` gives it plus the application's own DML on its tables."""
 
 from __future__ import annotations
 
@@ -151,15 +154,16 @@ def rules_db(built_db):
 @given(p=profiles)
 def test_online_path_stores_exactly_what_the_rules_say(rules_db, p):
     cid = f"hyp_{next(_ids)}_{uuid.uuid4().hex[:6]}"
-    with rules_db.connect() as conn:
+    with rules_db.as_role("app").connect() as conn:
         insert_creator(conn, p, cid)
         state = update_creator_readiness(conn, cid)
         got = stored(conn, cid)
+        conn.commit()
+    with rules_db.connect() as conn:  # the application role may not read our views; the owner may
         # the set-based view (what the batch derives) agrees and sees no drift for this row
         view = conn.execute(
             "select is_drifted, trust_tier, readiness_state from csinfra.int_creators_derived where creator_profile_id = %s",
             (cid,)).fetchone()
-        conn.commit()
     want = expected(p)
     assert got == want
     assert (state.trust_tier, state.readiness_state, state.readiness_blockers) == (
@@ -171,7 +175,7 @@ def test_online_path_stores_exactly_what_the_rules_say(rules_db, p):
 @given(batch=st.lists(profiles, min_size=20, max_size=40))
 def test_online_and_batch_paths_write_identical_rows(rules_db, batch):
     run = uuid.uuid4().hex[:6]
-    with rules_db.connect() as conn:
+    with rules_db.as_role("app").connect() as conn:
         for i, p in enumerate(batch):
             insert_creator(conn, p, f"on_{run}_{i}")
             insert_creator(conn, p, f"ba_{run}_{i}")
@@ -179,7 +183,7 @@ def test_online_and_batch_paths_write_identical_rows(rules_db, batch):
         for i in range(len(batch)):
             update_creator_readiness(conn, f"on_{run}_{i}")
         conn.commit()
-    rules_db.backfill(writeback_batch_size=7)  # the batch path, in several keyset batches
+    rules_db.as_role("owner").backfill(writeback_batch_size=7)  # the batch path, as the migration owner
     with rules_db.connect() as conn:
         for i, p in enumerate(batch):
             online, batched = stored(conn, f"on_{run}_{i}"), stored(conn, f"ba_{run}_{i}")
@@ -188,7 +192,7 @@ def test_online_and_batch_paths_write_identical_rows(rules_db, batch):
 
 # -- behaviour ------------------------------------------------------------------------------------------
 def test_profile_save_then_update_recomputes_and_audits_tier_changes(built_db):
-    with built_db.connect() as conn:
+    with built_db.as_role("app").connect() as conn:
         cid = conn.execute("""select id from creator_profiles where "readinessState" = 'READY' and "trustTier" = 'VERIFIED'
                               order by id limit 1""").fetchone()[0]
         conn.execute("update creator_profiles set bio = E'\\t ' where id = %s", (cid,))
@@ -209,7 +213,7 @@ def test_profile_save_then_update_recomputes_and_audits_tier_changes(built_db):
 
 
 def test_first_collab_completed_makes_the_creator_proven(built_db):
-    with built_db.connect() as conn:
+    with built_db.as_role("app").connect() as conn:
         cid = conn.execute("""select id from creator_profiles where "trustTier" <> 'PROVEN' order by id limit 1""").fetchone()[0]
         before = conn.execute('select "trustTier"::text from creator_profiles where id = %s', (cid,)).fetchone()[0]
         at = datetime(2026, 6, 1, 12, 0, 0)
@@ -227,7 +231,7 @@ def test_first_collab_completed_makes_the_creator_proven(built_db):
 
 
 def test_mark_first_offer_received_uses_the_data_and_falls_back_to_now(built_db):
-    with built_db.connect() as conn:
+    with built_db.as_role("app").connect() as conn:
         with_offer = conn.execute("""select "creatorProfileId", min("createdAt") from offers where status <> 'draft'
                                      group by 1 order by 1 limit 1""").fetchone()
         conn.execute("""update creator_profiles set "firstOfferReceivedAt" = null where id = %s""", (with_offer[0],))
@@ -244,16 +248,17 @@ def test_mark_first_offer_received_uses_the_data_and_falls_back_to_now(built_db)
 
 @pytest.mark.parametrize("bad", ["", "   ", None, 42])
 def test_bad_ids_are_rejected_naming_the_field(built_db, bad):
-    with built_db.connect() as conn, pytest.raises(ValidationError, match="creator_profile_id"):
+    with built_db.as_role("app").connect() as conn, pytest.raises(ValidationError, match="creator_profile_id"):
         update_creator_readiness(conn, bad)
 
 
 def test_unknown_creator_and_missing_rule_function(built_db):
-    with built_db.connect() as conn:
-        with pytest.raises(NotFoundError, match="no_such_creator"):
-            update_creator_readiness(conn, "no_such_creator")
-        conn.rollback()
+    with built_db.as_role("app").connect() as conn, pytest.raises(NotFoundError, match="no_such_creator"):
+        update_creator_readiness(conn, "no_such_creator")
+    with built_db.as_role("owner").connect() as conn:
         conn.execute("drop function csinfra.wb_creator_profiles__apply(text, text)")
+        conn.commit()
+    with built_db.as_role("app").connect() as conn:
         cid = conn.execute("select id from creator_profiles limit 1").fetchone()[0]
         with pytest.raises(CsinfraError, match="run the backfill once"):
             update_creator_readiness(conn, cid)

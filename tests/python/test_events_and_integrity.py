@@ -35,7 +35,7 @@ NASTY = "Robert'); DROP TABLE audit_logs; -- \"quoted\" \\ back\\slash $1 %s {}"
 
 # -- audit ------------------------------------------------------------------------------------------------
 def test_audit_helpers_write_and_read_back(applied_db):
-    with applied_db.connect() as conn:
+    with applied_db.as_role("app").connect() as conn:
         ids = [
             log_offer_event(conn, "offer.status_changed", "o1", "user", "creator_1", {"fromStatus": "pending", "toStatus": "accepted"}),
             log_collab_event(conn, "collab.started", "k1", "user", "host_1"),
@@ -75,7 +75,7 @@ def test_audit_helpers_write_and_read_back(applied_db):
     (lambda c: log_audit_event(c, "offer.created", "user", "u", "Offer", "o", {"nul": "a\x00b"}), "metadata.nul"),
 ])
 def test_bad_audit_input_names_the_field_and_writes_nothing(applied_db, call, field):
-    with applied_db.connect() as conn:
+    with applied_db.as_role("app").connect() as conn:
         with pytest.raises(ValidationError) as exc:
             call(conn)
         assert exc.value.field == field
@@ -83,16 +83,17 @@ def test_bad_audit_input_names_the_field_and_writes_nothing(applied_db, call, fi
 
 
 def test_an_audit_write_is_never_silently_lost(applied_db):
-    with applied_db.connect() as conn:
+    with applied_db.as_role("owner").connect() as conn:
         conn.execute("alter table audit_logs rename to audit_logs_gone")
-        with pytest.raises(psycopg.errors.UndefinedTable):
-            log_audit_event(conn, "offer.created", "user", "u", "Offer", "o")
+        conn.commit()
+    with applied_db.as_role("app").connect() as conn, pytest.raises(psycopg.errors.UndefinedTable):
+        log_audit_event(conn, "offer.created", "user", "u", "Offer", "o")
 
 
 # -- analytics --------------------------------------------------------------------------------------------
 def test_funnel_events_have_the_specified_shape(applied_db):
     reset_analytics_stats()
-    with applied_db.connect() as conn:
+    with applied_db.as_role("app").connect() as conn:
         log_offer_sent(conn, "h1", "o1", "c1", 20000)
         log_offer_responded(conn, "c1", "o1", "accepted", "h1")
         creator_id, host_id = log_collab_started(conn, "k1", "c1", "h1", 20000)
@@ -114,13 +115,15 @@ def test_funnel_events_have_the_specified_shape(applied_db):
 
 def test_analytics_failures_never_break_the_caller(applied_db, caplog):
     reset_analytics_stats()
-    with applied_db.connect() as conn:
+    with applied_db.as_role("owner").connect() as conn:
+        conn.execute("alter table analytics_events add constraint no_evil check (\"actorId\" <> 'evil')")
+        conn.commit()
+    with applied_db.as_role("app").connect() as conn:
         conn.execute("insert into audit_logs (id, action, \"actorType\", \"actorId\", \"targetType\", \"targetId\") values ('keep', 'offer.created', 'user', 'u1', 'Offer', 'o1')")
         with caplog.at_level(logging.WARNING, logger="creatorstays_infra.events"):
             assert log_analytics_event(conn, "robot", "x", "offer_sent") is None
             assert log_offer_responded(conn, "c1", "o1", "maybe", "h1") is None
             assert log_analytics_event(conn, "host", "h1", "offer_sent", {"bad": float("inf")}) is None
-            conn.execute("alter table analytics_events add constraint no_evil check (\"actorId\" <> 'evil')")
             assert log_analytics_event(conn, "host", "evil", "offer_sent", {}) is None  # a database error, inside a savepoint
             assert log_analytics_event(conn, "host", "good", "offer_sent", {"q": NASTY}) is not None
         conn.commit()  # the caller's transaction survived every failure
@@ -134,15 +137,16 @@ def test_analytics_failures_never_break_the_caller(applied_db, caplog):
 
 def test_batch_writer_copies_and_salvages_a_bad_batch(applied_db):
     reset_analytics_stats()
-    conn = applied_db.connect(autocommit=True)
+    conn = applied_db.as_role("app").connect(autocommit=True)
     with AnalyticsBatchWriter(conn, batch_size=1000) as writer:
         for i in range(2500):
             writer.add("host", f"h{i}", "profile_viewed", {"creatorProfileId": f"c{i}", "source": "search"},
                        created_at=datetime(2026, 1, 1) + timedelta(seconds=i))
         assert writer.add("nobody", "x", "profile_viewed") is False
     assert writer.written == 2500 and writer.failed == 1
-    conn = applied_db.connect(autocommit=True)
-    conn.execute("alter table analytics_events add constraint no_b7 check (\"actorId\" <> 'b7')")
+    with applied_db.as_role("owner").connect(autocommit=True) as owner:
+        owner.execute("alter table analytics_events add constraint no_b7 check (\"actorId\" <> 'b7')")
+    conn = applied_db.as_role("app").connect(autocommit=True)
     writer = AnalyticsBatchWriter(conn, batch_size=50)
     for i in range(20):
         writer.add("host", f"b{i}", "offer_sent", {"offerId": f"o{i}"})
@@ -153,7 +157,8 @@ def test_batch_writer_copies_and_salvages_a_bad_batch(applied_db):
 
 # -- integrity the database enforces (raw SQL, any client) -------------------------------------------------------
 def test_audit_logs_are_append_only(applied_db):
-    with applied_db.connect(autocommit=True) as conn:
+    # the table's owner holds every privilege: the triggers still refuse (the app role is refused earlier, see test_security)
+    with applied_db.as_role("owner").connect(autocommit=True) as conn:
         conn.execute("insert into audit_logs (id, action, \"actorType\", \"actorId\", \"targetType\", \"targetId\") values ('a1', 'offer.created', 'user', 'u1', 'Offer', 'o1')")
         for statement in ("update audit_logs set action = 'x'", "delete from audit_logs", "truncate audit_logs"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
@@ -162,7 +167,7 @@ def test_audit_logs_are_append_only(applied_db):
 
 
 def test_terms_snapshot_is_write_once_and_history_only_grows(applied_db):
-    with applied_db.connect(autocommit=True) as conn:
+    with applied_db.as_role("app").connect(autocommit=True) as conn:
         oid = conn.execute("select id from offers limit 1").fetchone()[0]
         conn.execute("""update offers set "originalTermsSnapshot" = '{"cashCents": 1}' where id = %s""", (oid,))  # first write
         with pytest.raises(psycopg.errors.CheckViolation, match="write-once"):
@@ -187,7 +192,7 @@ def test_terms_snapshot_is_write_once_and_history_only_grows(applied_db):
 
 @pytest.mark.parametrize("value", ["1.0000001", "-0.01", "NaN", "Infinity"])
 def test_profile_completeness_stays_in_range(applied_db, value):
-    with applied_db.connect(autocommit=True) as conn:
+    with applied_db.as_role("app").connect(autocommit=True) as conn:
         with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute("""update creator_profiles set "profileCompleteness" = %s::float8
                             where id = (select min(id) from creator_profiles)""", (value,))

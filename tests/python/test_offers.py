@@ -142,7 +142,7 @@ def new_offer(conn, status="pending", expires_at=None) -> str:
 
 
 def test_status_change_appends_history_atomically(built_db):
-    with built_db.connect() as conn:
+    with built_db.as_role("app").connect() as conn:
         oid = new_offer(conn, "draft")
         record_offer_status_change(conn, oid, "draft", "pending", "host")
         change = record_offer_status_change(conn, oid, "pending", "countered", "creator", reason="Can you add a night?")
@@ -163,7 +163,7 @@ def test_status_change_appends_history_atomically(built_db):
     ("PENDING", "accepted", ValidationError, "from_status"),
 ])
 def test_disallowed_transitions_and_unknown_statuses(built_db, from_status, to_status, error, field):
-    with built_db.connect() as conn:
+    with built_db.as_role("app").connect() as conn:
         oid = new_offer(conn)
         with pytest.raises(error) as exc:
             record_offer_status_change(conn, oid, from_status, to_status, "host")
@@ -172,7 +172,7 @@ def test_disallowed_transitions_and_unknown_statuses(built_db, from_status, to_s
 
 
 def test_stale_from_status_missing_offer_and_bad_actor(built_db):
-    with built_db.connect() as conn:
+    with built_db.as_role("app").connect() as conn:
         oid = new_offer(conn)
         record_offer_status_change(conn, oid, "pending", "accepted", "creator")
         with pytest.raises(ConflictError, match="is 'accepted', not 'pending'"):
@@ -190,7 +190,7 @@ def test_stale_from_status_missing_offer_and_bad_actor(built_db):
 
 
 def test_many_concurrent_writers_on_one_offer_exactly_one_wins(built_db):
-    with built_db.connect() as conn:
+    with built_db.as_role("app").connect() as conn:
         oid = new_offer(conn)
         conn.commit()
     targets = ["accepted", "declined", "countered", "withdrawn", "expired"] * 4
@@ -199,7 +199,7 @@ def test_many_concurrent_writers_on_one_offer_exactly_one_wins(built_db):
     lock = threading.Lock()
 
     def writer(to_status: str):
-        with built_db.connect() as conn:
+        with built_db.as_role("app").connect() as conn:
             barrier.wait()
             try:
                 record_offer_status_change(conn, oid, "pending", to_status, "creator" if to_status != "withdrawn" else "host")
@@ -218,14 +218,14 @@ def test_many_concurrent_writers_on_one_offer_exactly_one_wins(built_db):
         t.join()
     winners = [o for o in outcomes if o.startswith("won:")]
     assert len(winners) == 1 and outcomes.count("conflict") == len(targets) - 1
-    with built_db.connect() as conn:
+    with built_db.as_role("app").connect() as conn:
         status, history = conn.execute('select status, "statusHistory" from offers where id = %s', (oid,)).fetchone()
     assert len(history) == 1 and status == history[0]["toStatus"] == winners[0].split(":")[1]
 
 
 def test_expire_offers_in_one_pass_with_history_and_audit(built_db):
     now = datetime(2026, 11, 30, 12, 0, 0)
-    with built_db.connect() as conn:
+    with built_db.as_role("app").connect() as conn:
         conn.execute("""update offers set "expiresAt" = null""")  # only the offers of this test can expire
         past = [new_offer(conn, s, now - timedelta(hours=1)) for s in ("pending", "countered", "pending")]
         untouched = [new_offer(conn, "pending", now + timedelta(hours=1)), new_offer(conn, "accepted", now - timedelta(days=1)),

@@ -1,4 +1,4 @@
-{%- set w = var('activation_windows_days') -%}
+{%- set w = csinfra_number_var('activation_windows_days') -%}
 -- One row per signup week (ISO, Monday): how many creators reached each activation step, ever and
 -- within a fixed window after signup, with rates and median days. A windowed count is NULL until the
 -- window has elapsed for the cohort's last creator (as of var marts_as_of). Profile completion and

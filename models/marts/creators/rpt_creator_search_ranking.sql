@@ -1,4 +1,4 @@
-{%- set r = var('search_ranking') -%}
+{%- set r = csinfra_number_var('search_ranking') -%}
 -- One row per creator: the search-ranking signal. A weighted sum (var search_ranking) of the trust
 -- tier's score, profile completeness, recent profile views (log-scaled against the most viewed
 -- creator) and completed collaborations (capped); each component is in [0, 1], and so is the score.

@@ -1,4 +1,4 @@
-{%- set w = var('offer_funnel_windows_days') -%}
+{%- set w = csinfra_number_var('offer_funnel_windows_days') -%}
 -- One row per cohort of offers by the (ISO, Monday) week they were sent: how many reached each step
 -- ever, how many within a fixed window after sending (so that recent weeks are comparable with old
 -- ones), conversion rates and median times. A windowed count is NULL until the window has elapsed

@@ -32,9 +32,9 @@ from (
     select
         {{ csinfra_quote(name) }} as column_name,
         {{ csinfra_quote(kind) }} as kind,
-        left({{ adapter.quote(name) }}::text, 200) as sample
+        left({{ csinfra_ident(name) }}::text, 200) as sample
     from {{ model }}
-    where {{ adapter.quote(name) }}::text ~ {{ csinfra_quote(pattern) }}
+    where {{ csinfra_ident(name) }}::text ~ {{ csinfra_quote(pattern) }}
     {{ 'union all' if not (loop.last and outer_loop.last) }}
     {%- endfor %}
     {%- endfor %}
