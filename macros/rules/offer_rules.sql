@@ -4,9 +4,11 @@
     The Python library implements the same rules from the same constants; a property-based
     test (tests/python/test_offer_rules_property.py) requires both to agree. -#}
 
+{#- The stay value: the explicit value unless it is NULL or 0 (the application's `stayValueCents || estimate`),
+    else nights x the nightly value when there are nights, else 0. -#}
 {% macro offer_stay_value_cents(o) -%}
     coalesce(
-        {{ o.stay_value_cents }}::numeric,
+        nullif({{ o.stay_value_cents }}::numeric, 0),
         case when {{ o.stay_nights }} > 0
             then {{ o.stay_nights }}::numeric * {{ csinfra_rules().offer.stay_night_value_cents }}
             else 0

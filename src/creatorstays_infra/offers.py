@@ -60,7 +60,7 @@ class OfferTerms:
     offer_type: str | None = None
     cash_cents: int | None = 0
     stay_nights: int | None = None
-    stay_value_cents: int | None = None  # explicit stay value; wins over nights × nightly value
+    stay_value_cents: int | None = None  # explicit stay value; wins over nights × nightly value unless 0
     deliverables: tuple[str, ...] | None = ()
     requirements: str | None = None
     traffic_bonus_enabled: bool | None = False
@@ -126,7 +126,9 @@ def validate_offer_terms(terms: OfferTerms | Mapping[str, Any]) -> OfferValidati
     r = load_rules().offer
     nights = t.stay_nights
     has_stay = nights is not None and nights > 0
-    stay_value = t.stay_value_cents if t.stay_value_cents is not None else (nights * r.stay_night_value_cents if has_stay else 0)
+    estimate = nights * r.stay_night_value_cents if has_stay else 0
+    # the application's `stayValueCents || estimate`: an explicit value wins unless it is NULL or 0
+    stay_value = t.stay_value_cents if t.stay_value_cents else estimate
     cash = t.cash_cents or 0
     total = cash + stay_value
     n_deliverables = len(t.deliverables or ())

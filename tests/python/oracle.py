@@ -78,11 +78,19 @@ MESSAGES = [
 ]
 
 
+def js_or(left, right):
+    """JavaScript's `left || right`."""
+    falsy = left is None or left is False or left == 0 or left == "" or (isinstance(left, float) and left != left)
+    return right if falsy else left
+
+
 def offer(o: dict) -> dict:
     cash = o.get("cashCents") or 0
     nights = o.get("stayNights")
-    explicit = o.get("stayValueCents")
-    stay_value = explicit if explicit is not None else (nights * 15000 if nights is not None and nights > 0 else 0)
+    # SPEC section 5: "the application computes `stayValueCents || estimate`" (JavaScript's ||: the right side
+    # whenever the left is null, undefined, 0 or NaN)
+    estimate = nights * 15000 if nights is not None and nights > 0 else 0
+    stay_value = js_or(o.get("stayValueCents"), estimate)
     total = cash + stay_value
     n = len(o.get("deliverables") or [])
     bonus = bool(o.get("trafficBonusEnabled"))

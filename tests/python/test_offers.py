@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import oracle
@@ -48,6 +48,9 @@ def offers_db(built_db):
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(terms=terms_st, explicit_stay=st.one_of(st.none(), st.sampled_from([0, 5000, -100]), INT32))
+# always tried: an explicit 0 with nights falls back to the estimate (SPEC section 5)
+@example(terms={"cashCents": 0, "stayNights": 2, "deliverables": ["a"], "trafficBonusEnabled": False,
+                "trafficBonusThreshold": None, "trafficBonusCents": None}, explicit_stay=0)
 def test_python_validation_equals_the_sql_model(offers_db, terms, explicit_stay):
     """validate_offer_terms (Python) and int_offers_validated (SQL) agree on random terms, and both
     agree with the independent oracle."""
@@ -85,6 +88,12 @@ def test_validation_messages_in_order():
     assert validate_offer_terms({"cashCents": 0, "stayNights": 1, "deliverables": ["reel"]}).is_valid
     # an explicit stay value wins over nights × 15000
     assert validate_offer_terms({"cash_cents": 0, "stay_nights": 3, "stay_value_cents": 9000, "deliverables": ["a"]}).total_value_cents == 9000
+    # ... unless it is 0: SPEC section 5, `stayValueCents || estimate` (3 nights x $150 = 45000 cents)
+    zero = validate_offer_terms({"cashCents": 0, "stayNights": 3, "stayValueCents": 0, "deliverables": ["a"]})
+    assert (zero.total_value_cents, zero.stay_value_cents, zero.is_valid) == (45000, 45000, True)
+    # a negative value is used as given, and then fails validation
+    negative = validate_offer_terms({"cashCents": 0, "stayNights": 3, "stayValueCents": -100, "deliverables": ["a"]})
+    assert negative.total_value_cents == -100 and negative.errors == ["Offer value must be at least $100"]
 
 
 def test_prepare_offer_for_creation_snapshot_and_expiry_clamp():
