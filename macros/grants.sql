@@ -12,7 +12,15 @@
 {% macro csinfra_role(name) -%}
     {%- set env_name = 'CSINFRA_' ~ (name | upper) -%}
     {%- set value = var(name, env_var(env_name, '')) -%}
-    {{ return((value | string | trim) if value else none) }}
+    {%- if not value -%}{{ return(none) }}{%- endif -%}
+    {%- set role = value | string -%}
+    {#- PUBLIC ("public" quoted still means everyone), the predefined pg_* roles and the session-user keywords are
+        never what is meant -#}
+    {%- if role | lower in ['public', 'current_user', 'session_user', 'current_role'] or (role | lower).startswith('pg_') -%}
+        {{ exceptions.raise_compiler_error("[csinfra] " ~ name ~ " (var " ~ name ~ " / " ~ env_name ~ ") " ~ (role | tojson)
+            ~ " is not a role to grant to: name the application's or the analysts' own role") }}
+    {%- endif -%}
+    {{ return(role) }}
 {%- endmacro %}
 
 
@@ -32,10 +40,10 @@
 
 {#- The online function: SECURITY DEFINER, so the application role needs no right on our views; EXECUTE for the
     application role only. -#}
-{% macro csinfra_function_grants(function_signature) -%}
+{% macro csinfra_function_grants(function_signature, online) -%}
     revoke all on function {{ function_signature }} from public;
     {%- set role = csinfra_role('app_role') %}
-    {%- if role %}
+    {%- if role and online %}
     grant execute on function {{ function_signature }} to {{ csinfra_ident(role) }};
     {%- endif %}
 {%- endmacro %}
@@ -53,3 +61,26 @@
     {%- for grantee in grantees -%}{%- do quoted.append(csinfra_ident(grantee)) -%}{%- endfor -%}
     revoke {{ privilege }} on {{ relation }} from {{ quoted | join(', ') }}
 {%- endmacro %}
+
+
+{#- on-run-start: PUBLIC may not CREATE in the schemas our views and functions are built from and live in. A function
+    planted there (say public.to_jsonb(record), an exact match that beats pg_catalog's polymorphic one) would be bound
+    into the owner's views when they are built and run with the owner's rights. PostgreSQL 15+ creates `public`
+    without it; a database upgraded from an older one keeps it until revoked (`csinfra grant` does). -#}
+{% macro csinfra_check_schema_creators() %}
+    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {%- set open_schemas = csinfra_query(
+        "select n.nspname from pg_namespace as n "
+        ~ "cross join lateral aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) as a "
+        ~ "where n.nspname in (" ~ csinfra_quote(csinfra_app_schema()) ~ ", " ~ csinfra_quote(target.schema) ~ ") "
+        ~ "and a.grantee = 0 and a.privilege_type = 'CREATE' order by 1"
+    ).columns[0].values() -%}
+    {% do adapter.commit() %}
+    {%- if open_schemas | length > 0 -%}
+        {{ exceptions.raise_compiler_error("[csinfra] PUBLIC may CREATE in schema " ~ (open_schemas | join(', '))
+            ~ ": any role could plant a function that the owner's views and the online function would run with the"
+            ~ " owner's rights; as the owner: revoke create on schema " ~ (open_schemas | join(', ')) ~ " from public"
+            ~ " (`csinfra grant` does)") }}
+    {%- endif -%}
+    {{ return('') }}
+{% endmacro %}

@@ -36,7 +36,7 @@
 
 {% macro csinfra_schema_name(value, what) -%}
     {%- set text = value | string -%}
-    {%- if not modules.re.match('^[A-Za-z_][A-Za-z0-9_$]*$', text) or text.encode('utf-8') | length > 63 -%}
+    {%- if not modules.re.fullmatch('^[A-Za-z_][A-Za-z0-9_$]*$', text) or text.encode('utf-8') | length > 63 -%}
         {{ exceptions.raise_compiler_error("[csinfra] " ~ what ~ " " ~ (text | tojson) ~ " is not a plain PostgreSQL schema name "
             ~ "(letters, digits, _ and $, starting with a letter or _, at most 63 bytes)") }}
     {%- endif -%}
@@ -46,7 +46,7 @@
 
 {% macro csinfra_duration(value, what) -%}
     {%- set text = value | string | trim -%}
-    {%- if not modules.re.match('^[0-9]{1,9}(\\.[0-9]{1,6})? ?(us|ms|s|min|h|d)?$', text) -%}
+    {%- if not modules.re.fullmatch('^[0-9]{1,9}(\\.[0-9]{1,6})? ?(us|ms|s|min|h|d)?$', text) -%}
         {{ exceptions.raise_compiler_error("[csinfra] " ~ what ~ ": expected a duration like 5s or 500ms, got " ~ (value | string | tojson)) }}
     {%- endif -%}
     {{ return(text) }}
@@ -56,7 +56,7 @@
 {% macro csinfra_interval(value, what) -%}
     {%- set text = value | string | trim -%}
     {%- set unit = '(microseconds?|milliseconds?|seconds?|minutes?|hours?|days?|weeks?|months?|years?)' -%}
-    {%- if not modules.re.match('^[0-9]{1,6}(\\.[0-9]{1,6})? ?' ~ unit ~ '( [0-9]{1,6}(\\.[0-9]{1,6})? ?' ~ unit ~ ')*$', text) -%}
+    {%- if not modules.re.fullmatch('^[0-9]{1,6}(\\.[0-9]{1,6})? ?' ~ unit ~ '( [0-9]{1,6}(\\.[0-9]{1,6})? ?' ~ unit ~ ')*$', text) -%}
         {{ exceptions.raise_compiler_error("[csinfra] " ~ what ~ ": expected an interval like '3 days' or '12 hours', got "
             ~ (value | string | tojson)) }}
     {%- endif -%}

@@ -64,7 +64,7 @@
     hash joins of the marts stay in memory. Validated: a number and a unit, nothing else. -#}
 {% macro csinfra_set_work_mem() -%}
     {%- set value = var('marts_work_mem', '256MB') | string -%}
-    {%- if not modules.re.match('^[0-9]{1,9} ?(kB|MB|GB)$', value) -%}
+    {%- if not modules.re.fullmatch('^[0-9]{1,9} ?(kB|MB|GB)$', value) -%}
         {{ exceptions.raise_compiler_error("[csinfra] var marts_work_mem: expected a size like '256MB', got " ~ (value | tojson)) }}
     {%- endif -%}
     set local work_mem = {{ csinfra_quote(value) }}

@@ -16,7 +16,7 @@
     insert into {{ csinfra_ident(app) }}.audit_logs
         (id, action, "actorType", "actorId", "targetType", "targetId", metadata, "createdAt")
     select
-        {{ csinfra_new_id("'" ~ invocation_id ~ "'") }},
+        {{ csinfra_new_id(csinfra_quote(invocation_id)) }},
         'admin.backfill_infrastructure',
         'system',
         'system',

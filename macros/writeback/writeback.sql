@@ -57,11 +57,15 @@
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
-    {#- types of the target columns, so derived values are cast exactly (enums, jsonb, timestamp(3)) -#}
+    {#- types of the target columns, so derived values are cast exactly (enums, jsonb, timestamp(3)); spelled with
+        their schema (format_type under search_path pg_catalog), as the online function's fixed search_path needs -#}
+    {%- set session_path = csinfra_query("select current_setting('search_path')").columns[0].values()[0] -%}
     {%- set type_rows = csinfra_query(
-        "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a "
+        "set local search_path = pg_catalog, pg_temp; "
+        ~ "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a "
         ~ "where a.attrelid = " ~ csinfra_quote(target_rel) ~ "::regclass and a.attnum > 0 and not a.attisdropped"
     ) -%}
+    {%- do csinfra_query("select set_config('search_path', " ~ csinfra_quote(session_path) ~ ", true)") -%}
     {%- set types = {} -%}
     {%- for row in type_rows -%}{%- do types.update({row[0]: row[1]}) -%}{%- endfor -%}
     {%- for column in columns -%}
@@ -132,8 +136,10 @@
         {{ return({'relations': [pending]}) }}
     {%- endif -%}
 
-    {#- the online path: the same statement for one key, derived fresh. SECURITY DEFINER with a fixed search_path
-        (pg_catalog first, pg_temp last): the application role calls it with EXECUTE alone (macros/grants.sql).
+    {#- the online path: the same statement for one key, derived fresh. SECURITY DEFINER with search_path
+        pg_catalog, pg_temp (every relation and type in it is schema-qualified, so nothing another role can
+        create in the application's schema is ever picked up): the application role calls it with EXECUTE
+        alone (macros/grants.sql). EXECUTE only where the model says `online=true`.
         Its body is not analysed on creation
         (check_function_bodies off, as pg_dump restores functions): analysing the UPDATE would take the target's
         ROW EXCLUSIVE lock, and wait behind any application DDL; the batches run the very same statement. -#}
@@ -144,7 +150,7 @@
         language sql
         volatile
         security definer
-        set search_path = pg_catalog, {{ csinfra_ident(app) }}, pg_temp
+        set search_path = pg_catalog, pg_temp
         as $csinfra_apply$
         with
         batch as (
@@ -160,7 +166,7 @@
         ))
         from batch
         $csinfra_apply$;
-        {{ csinfra_function_grants(apply_fn ~ '(text, text)') }}
+        {{ csinfra_function_grants(apply_fn ~ '(text, text)', config.get('online', false)) }}
     {%- endcall %}
 
     {#- one batch, as a function: the keyset bound, the locked and guarded UPDATE, its audit rows, the log -#}

@@ -2,6 +2,7 @@
 -- (materialized='writeback', macros/writeback/writeback.sql). Trust-tier changes are audited.
 {{ config(
     target_table='creator_profiles',
+    online=true,
     key='creator_profile_id',
     columns={
         'trustTier': 'trust_tier',

@@ -327,6 +327,29 @@ def migrate_up(
     marked rolled back first, as `prisma migrate resolve --rolled-back` does."""
     _run_step("up", _options(dry_run=dry_run, lock_timeout=lock_timeout, statement_timeout=statement_timeout,
                              retries=retries, lock_wait_seconds=lock_wait, prisma_migration_file=prisma_migration_file))
+    if not dry_run:
+        _regrant()
+
+
+def _regrant() -> None:
+    """After `migrate up`: the tables it (re)created got the schema's default privileges (an application's
+    `grant all`, say), so the grants of CSINFRA_APP_ROLE / CSINFRA_ANALYST_ROLE, when set, are applied again."""
+    from . import grants
+
+    app_role, analyst_role = os.environ.get("CSINFRA_APP_ROLE") or None, os.environ.get("CSINFRA_ANALYST_ROLE") or None
+    if not app_role and not analyst_role:
+        return
+    with connect() as conn:
+        stmts, notes = grants.plan(conn, state.app_schema, settings.dbt_schema(), app_role, analyst_role)
+        if any("does not exist" in n for n in notes):
+            err.print("csinfra: note: " + "; ".join(n for n in notes if "does not exist" in n) + "; grants not applied",
+                      markup=False)
+            return
+        grants.apply(conn, stmts)
+        conn.commit()
+    out.print(f"grants: {len(stmts)} statements applied for " + " and ".join(
+        f"{kind} {role}" for kind, role in (("the application role", app_role), ("the analyst role", analyst_role)) if role),
+        markup=False)
 
 
 @migrate_app.command("down")

@@ -8,9 +8,10 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -23,6 +24,13 @@ CONNECT_TIMEOUT = 10
 
 # libpq variables that, when set, select "your own server" (PGPASSWORD alone does not).
 SELECTING_PG_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+# Connection parameters `db url` prints without --show-password: none of them holds a secret.
+SHOWABLE_PARAMETERS = frozenset({
+    "passfile", "sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslcrldir", "sslnegotiation",
+    "connect_timeout", "application_name", "target_session_attrs", "options", "service", "gssencmode",
+    "channel_binding", "require_auth", "load_balance_hosts", "keepalives", "keepalives_idle",
+})
+
 # conninfo keyword -> libpq environment variable
 KEYWORD_TO_ENV = {
     "host": "PGHOST",
@@ -118,6 +126,8 @@ class Target:
         query = {k: v for k, v in p.items() if k not in ("user", "password", "host", "port", "dbname")}
         if show_password:
             query.pop("passfile", None)
+        else:  # only what is known to hold no secret (sslpassword, say, does)
+            query = {k: v for k, v in query.items() if k in SHOWABLE_PARAMETERS}
         tail = ("?" + urlencode(query)) if query else ""
         return f"postgresql://{auth}{netloc}:{p.get('port', '5432')}/{quote(p.get('dbname') or '', safe='')}{tail}"
 
@@ -140,13 +150,26 @@ def _first_line(exc: BaseException) -> str:
     return lines[-1] if lines else exc.__class__.__name__
 
 
+def _redacted(message: str, url: str) -> str:
+    """The parser's message without the URL's password (libpq quotes the token it could not read)."""
+    match = re.search(r"://[^/@:]*:([^@/]*)@", url)
+    for secret in ({match.group(1), unquote(match.group(1))} if match else set()) | _conninfo_passwords(url):
+        if secret:
+            message = message.replace(secret, "***")
+    return message
+
+
+def _conninfo_passwords(text: str) -> set[str]:
+    return {m.group(2) for m in re.finditer(r"\b(password|sslpassword)\s*=\s*'?([^'\s]*)", text)}
+
+
 def resolve(database_url: str | None = None, *, start_embedded: bool = True) -> Target:
     url = database_url or os.environ.get("DATABASE_URL")
     if url:
         try:
             params = {k: str(v) for k, v in conninfo_to_dict(url).items()}
         except psycopg.ProgrammingError as exc:
-            raise DatabaseError(f"DATABASE_URL is not a valid PostgreSQL URL or conninfo: {_first_line(exc)}") from None
+            raise DatabaseError(f"DATABASE_URL is not a valid PostgreSQL URL or conninfo: {_redacted(_first_line(exc), url)}") from None
         return Target(conninfo=url, source="DATABASE_URL", params=params)
     if any(os.environ.get(v) for v in SELECTING_PG_VARS):
         return Target(conninfo="", source="PG* variables", params={})

@@ -26,13 +26,16 @@ import json
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -149,7 +152,7 @@ class ServerInfo:
     @property
     def url(self) -> str:
         """A URL that works as is and holds no password: libpq reads it from `passfile`."""
-        return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/{DEFAULT_DBNAME}?passfile={self.passfile}"
+        return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/{DEFAULT_DBNAME}?passfile={quote(str(self.passfile))}"
 
     def url_with_password(self) -> str:
         return f"postgresql://{SUPERUSER}:{read_secret(self.passfile)}@{HOST}:{self.port}/{DEFAULT_DBNAME}"
@@ -164,17 +167,22 @@ class EmbeddedServer:
         self.state_file = self.state_dir / "server.json"
         self.log_file = self.pgdata / "server.log"
         self.passfile = self.state_dir / "pgpass"
+        # outside pgdata (which belongs to the server's OS user), owned by us: root never writes where that user can
+        # plant a symlink; given on the server's command line, which overrides postgresql(.auto).conf
+        self.hba_file = self.state_dir / "pg_hba.conf"
         self._as_root = os.geteuid() == 0
         self._bin = bin_dir()
 
     # -- helpers ---------------------------------------------------------------------------
     @contextlib.contextmanager
     def _lock(self):
-        if not self.state_dir.exists():
+        if not os.path.lexists(self.state_dir):
             self.state_dir.mkdir(parents=True)
             # Ours: the server's user (when we are root) may pass through it, nobody else may list it.
             self.state_dir.chmod(0o711 if self._as_root else 0o700)
-        with open(self.state_dir / ".lock", "w") as fh:
+        self._check_state_dir()
+        fd = os.open(self.state_dir / ".lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
@@ -208,20 +216,40 @@ class EmbeddedServer:
                 "reach, for example /var/tmp/csinfra (csinfra never changes permissions outside its state directory)"
             )
 
+    def _check_state_dir(self) -> None:
+        """Everything we write lives here: it must be a real directory of ours that no one else can write to."""
+        st = os.lstat(self.state_dir)
+        if not stat.S_ISDIR(st.st_mode):
+            raise DatabaseError(f"{self.state_dir} (the embedded server's state directory) is not a directory")
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            raise DatabaseError(
+                f"{self.state_dir} (the embedded server's state directory) must be yours and writable by you only "
+                f"(it is owned by uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o}); set CSINFRA_STATE_DIR to a "
+                "directory of your own")
+
+    def _write_file(self, path: Path, text: str, mode: int) -> None:
+        """Write atomically: a new file (never following a link), then renamed over `path`."""
+        fd, name = tempfile.mkstemp(dir=self.state_dir, prefix=".new-")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                os.fchmod(fh.fileno(), mode)
+                fh.write(text)
+            os.replace(name, path)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+
     def _write_passfile(self, secret: str) -> None:
-        fd = os.open(self.passfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            os.fchmod(fh.fileno(), 0o600)
-            fh.write(f"{HOST}:*:*:{SUPERUSER}:{secret}\n")
+        self._write_file(self.passfile, f"{HOST}:*:*:{SUPERUSER}:{secret}\n", 0o600)
 
     def _secret_for_server(self, secret: str) -> Path:
         """A short-lived file holding the secret, readable by the server's user only (initdb --pwfile)."""
         fd, name = tempfile.mkstemp(dir=self.state_dir, prefix=".pw")
         with os.fdopen(fd, "w") as fh:
+            if self._as_root:
+                user = pwd.getpwnam(SERVER_USER)
+                os.fchown(fh.fileno(), user.pw_uid, user.pw_gid)
             fh.write(secret + "\n")
-        if self._as_root:
-            user = pwd.getpwnam(SERVER_USER)
-            os.chown(name, user.pw_uid, user.pw_gid)
         return Path(name)
 
     def _read_port(self) -> int | None:
@@ -277,29 +305,29 @@ class EmbeddedServer:
         self._write_passfile(secret)
 
     def _write_hba(self) -> None:
-        hba = self.pgdata / "pg_hba.conf"
-        hba.write_text(HBA)
-        if self._as_root:
-            user = pwd.getpwnam(SERVER_USER)
-            os.chown(hba, user.pw_uid, user.pw_gid)
-        hba.chmod(0o600)
+        self._write_file(self.hba_file, HBA, 0o644)  # the server's user reads it; nothing in it is secret
 
     def _locked_down(self) -> bool:
-        hba = self.pgdata / "pg_hba.conf"
-        return read_secret(self.passfile) is not None and hba.exists() and hba.read_text() == HBA
+        return (read_secret(self.passfile) is not None and not self.hba_file.is_symlink() and self.hba_file.exists()
+                and self.hba_file.read_text() == HBA)
 
     def _lock_down(self) -> None:
         """A cluster made by an older csinfra (trust authentication), or whose password file was lost:
         set a new superuser password in single-user mode (the server is stopped), then require it."""
         if self._postmaster_running():
             self._stop_locked()
-        secret = secrets.token_urlsafe(32)
+        secret = secrets.token_urlsafe(32)  # [A-Za-z0-9_-]: safe inside a literal
         result = self._run(
-            [str(self._server_bin() / "postgres"), "--single", "-D", str(self.pgdata), "-j", "postgres"],
+            [str(self._server_bin() / "postgres"), "--single", "-D", str(self.pgdata), "-j",
+             # a SCRAM verifier whatever the old cluster's password_encryption; the statement (the secret) never logged
+             "-c", "password_encryption=scram-sha-256", "-c", "log_statement=none", "-c", "log_min_error_statement=panic",
+             "postgres"],
             input=f"alter role {SUPERUSER} password '{secret}';\n",
         )
-        if result.returncode != 0:
-            raise DatabaseError(f"could not set the embedded server's password: {result.stderr.strip()[-300:]}")
+        # single-user mode exits 0 even when the statement failed: its ERROR is on stderr
+        if result.returncode != 0 or "ERROR" in result.stderr:
+            raise DatabaseError("could not set the embedded server's password in single-user mode: "
+                                + (result.stderr.replace(secret, "***").strip()[-300:] or f"exit {result.returncode}"))
         self._write_hba()
         self._write_passfile(secret)
 
@@ -319,7 +347,8 @@ class EmbeddedServer:
                 return ServerInfo(port=port, pgdata=self.pgdata, running=True, passfile=self.passfile)
             if port is None or _port_in_use(port):
                 port = _free_port()
-            options = " ".join(f"-c {k}={v!s}" if v else f"-c {k}=''" for k, v in SERVER_SETTINGS.items())
+            server_settings = {**SERVER_SETTINGS, "hba_file": str(self.hba_file)}
+            options = " ".join(f"-c {k}={shlex.quote(str(v))}" if v else f"-c {k}=''" for k, v in server_settings.items())
             options += f" -p {port}"
             result = self._run(
                 [

@@ -22,6 +22,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
+from .errors import ConfigurationError
 from .marts import MART_MODELS
 
 APPEND_ONLY_TABLES = ("audit_logs", "analytics_events")
@@ -37,13 +38,18 @@ def statements(app_schema: str, dbt_schema: str, app_role: str | None, analyst_r
     append_only = sql.SQL(", ").join(sql.Identifier(app_schema, t) for t in APPEND_ONLY_TABLES)
     if function_exists:
         out.append(sql.SQL("revoke all on function {} from public").format(function))
+    # nobody but the owner creates objects where the owner's views and functions look: a function planted there
+    # (say public.to_jsonb(record)) would be bound into them and run with the owner's rights
+    out.append(sql.SQL("revoke create on schema {} from public").format(sql.Identifier(app_schema)))
     if app_role:
         role = sql.Identifier(app_role)
         out += [
+            sql.SQL("revoke create on schema {} from {}").format(sql.Identifier(app_schema), role),
             sql.SQL("grant usage on schema {} to {}").format(sql.Identifier(app_schema), role),
+            # whatever the application's default privileges gave it (UPDATE, DELETE, TRUNCATE, TRIGGER, REFERENCES,
+            # MAINTAIN): audit and analytics rows are append-only, so all of it goes, then SELECT and INSERT come back
+            sql.SQL("revoke all on {} from {}").format(append_only, role),
             sql.SQL("grant select, insert on {} to {}").format(append_only, role),
-            # whatever the application's default privileges gave it: audit and analytics rows are append-only
-            sql.SQL("revoke update, delete, truncate on {} from {}").format(append_only, role),
             sql.SQL("grant usage on schema {} to {}").format(ours, role),
         ]
         if function_exists:
@@ -51,6 +57,7 @@ def statements(app_schema: str, dbt_schema: str, app_role: str | None, analyst_r
     if analyst_role:
         role = sql.Identifier(analyst_role)
         out += [
+            sql.SQL("revoke create on schema {} from {}").format(sql.Identifier(app_schema), role),
             sql.SQL("revoke all on all tables in schema {} from {}").format(sql.Identifier(app_schema), role),
             sql.SQL("revoke all on all tables in schema {} from {}").format(ours, role),
             sql.SQL("grant usage on schema {} to {}").format(ours, role),
@@ -59,9 +66,29 @@ def statements(app_schema: str, dbt_schema: str, app_role: str | None, analyst_r
     return out
 
 
+RESERVED_ROLES = ("public", "current_user", "session_user", "current_role")
+
+
+def check_role(role: str | None, what: str, current_user: str) -> str | None:
+    """PUBLIC (even quoted), pg_* roles, the session keywords and the owner itself are never what is meant."""
+    if role is None:
+        return None
+    if not role or role.lower() in RESERVED_ROLES or role.lower().startswith("pg_") or "\x00" in role:
+        raise ConfigurationError(f"{what} {role!r} is not a role to grant to: name the application's or the analysts' own role")
+    if role == current_user:
+        raise ConfigurationError(f"{what} {role!r} is the role running this (the migration owner): grants to it would "
+                                 "revoke the owner's own rights; name the application's or the analysts' role")
+    return role
+
+
 def plan(conn: psycopg.Connection, app_schema: str, dbt_schema: str, app_role: str | None,
          analyst_role: str | None) -> tuple[list[sql.Composed], list[str]]:
     """The statements for this database, and notes on what is not there yet (roles, marts, the function)."""
+    current_user = conn.execute("select current_user").fetchone()[0]
+    app_role = check_role(app_role, "--app-role", current_user)
+    analyst_role = check_role(analyst_role, "--analyst-role", current_user)
+    if app_role is not None and app_role == analyst_role:
+        raise ConfigurationError("--app-role and --analyst-role name the same role: they hold different rights")
     notes: list[str] = []
     for kind, role in (("application role", app_role), ("analyst role", analyst_role)):
         if role and conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone() is None:

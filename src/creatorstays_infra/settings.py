@@ -14,7 +14,7 @@ _IDENT_RULE = "letters, digits, _ and $, starting with a letter or _, at most 63
 
 
 def _plain(value: str) -> bool:
-    return bool(_IDENT.match(value)) and len(value.encode()) <= 63
+    return bool(_IDENT.fullmatch(value)) and len(value.encode()) <= 63
 
 
 def _schema_name(env: str, default: str) -> str:
@@ -59,7 +59,7 @@ _INTERVAL = re.compile(rf"^[0-9]{{1,6}}(\.[0-9]{{1,6}})? ?{_UNIT}( [0-9]{{1,6}}(
 def duration(value: str, what: str) -> str:
     """A PostgreSQL duration setting (lock_timeout, statement_timeout): `500ms`, `5s`, `1min`, `0`."""
     text = str(value).strip()
-    if not _DURATION.match(text):
+    if not _DURATION.fullmatch(text):
         raise ConfigurationError(f"{what}: expected a duration like 5s or 500ms, got {value!r}")
     return text
 
@@ -67,7 +67,7 @@ def duration(value: str, what: str) -> str:
 def interval(value: str, what: str) -> str:
     """An interval: `3 days`, `12 hours`, `1 week 2 days`."""
     text = str(value).strip()
-    if not _INTERVAL.match(text):
+    if not _INTERVAL.fullmatch(text):
         raise ConfigurationError(f"{what}: expected an interval like '3 days' or '12 hours', got {value!r}")
     return text
 

@@ -3,6 +3,7 @@ its default constants, for tests only. It shares no code or configuration with t
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 # String.prototype.trim: WhiteSpace (TAB, VT, FF, SP, NBSP, ZWNBSP, Zs) and LineTerminator (LF, CR, LS, PS)
@@ -80,7 +81,7 @@ MESSAGES = [
 
 def js_or(left, right):
     """JavaScript's `left || right`."""
-    falsy = left is None or left is False or left == 0 or left == "" or (isinstance(left, float) and left != left)
+    falsy = left is None or left is False or left == 0 or left == "" or (isinstance(left, float) and math.isnan(left))
     return right if falsy else left
 
 

@@ -175,16 +175,33 @@ def test_a_cluster_from_before_is_locked_down_on_start_and_keeps_its_data(locked
         conn.execute("create table if not exists kept (v int)")
         conn.execute("insert into kept values (7)")
     assert csinfra("db", "stop", env=own_server_env(state)).returncode == 0
-    hba = info.pgdata / "pg_hba.conf"
-    hba.write_text("host all all 127.0.0.1/32 trust\n")
+    # as an older csinfra left it: no password file, no hba file of ours, and pgdata's pg_hba.conf (a file the
+    # server's OS user may replace) is a link to a file of ours: the launcher must not write through it
     info.passfile.unlink()
+    (state / "pg_hba.conf").unlink()
+    victim = state.parent / "victim.txt"
+    victim.write_text("untouched\n")
+    (info.pgdata / "pg_hba.conf").unlink()
+    (info.pgdata / "pg_hba.conf").symlink_to(victim)
     started = csinfra("db", "start", env=own_server_env(state))
     assert started.returncode == 0, started.stderr
-    assert hba.read_text() == embedded.HBA
+    assert (state / "pg_hba.conf").read_text() == embedded.HBA
+    assert victim.read_text() == "untouched\n" and victim.stat().st_uid == os.geteuid()
     with pytest.raises(psycopg.OperationalError, match="no password supplied"):
         _connect(info, passfile=os.devnull)
     with _connect(info, passfile=str(info.passfile)) as conn:
         assert conn.execute("select v from kept").fetchone()[0] == 7
+
+
+def test_a_state_directory_others_may_write_to_is_refused(tmp_path):
+    """Everything the launcher writes lives in the state directory: one that others can write to, or that is not
+    ours, is refused before anything is written."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    result = csinfra("db", "start", env=own_server_env(shared), timeout=60)
+    assert result.returncode == 1 and "writable by you only" in result.stderr
+    assert list(shared.iterdir()) == []
 
 
 def test_a_state_directory_the_server_cannot_reach_is_named(tmp_path):
@@ -320,13 +337,67 @@ def test_grant_prints_the_statements_and_wants_a_role(built_db):
     printed = built_db.cli("grant", "--app-role", ROLES["app"], "--analyst-role", ROLES["analyst"])
     assert printed.returncode == 0, printed.stderr
     text = printed.stdout
-    assert f'revoke update, delete, truncate on "public"."audit_logs", "public"."analytics_events" from "{ROLES["app"]}";' in text
+    assert f'revoke all on "public"."audit_logs", "public"."analytics_events" from "{ROLES["app"]}";' in text
+    assert f'grant select, insert on "public"."audit_logs", "public"."analytics_events" to "{ROLES["app"]}";' in text
+    assert 'revoke create on schema "public" from public;' in text
     assert f'grant execute on function "csinfra"."wb_creator_profiles__apply"(text, text) to "{ROLES["app"]}";' in text
     assert 'revoke all on function "csinfra"."wb_creator_profiles__apply"(text, text) from public;' in text
     applied = built_db.cli("grant", "--app-role", ROLES["app"], "--analyst-role", ROLES["analyst"], "--apply")
     assert applied.returncode == 0, applied.stderr
     missing = built_db.cli("grant", "--app-role", "no_such_role_here", "--apply")
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+    for role in ("public", "PUBLIC", "pg_monitor", "current_user", "postgres"):
+        refused = built_db.cli("grant", "--app-role", role)
+        assert refused.returncode == 2, (role, refused.stderr)
+        assert "not a role to grant to" in refused.stderr or "the migration owner" in refused.stderr, role
+    with built_db.connect(autocommit=True) as conn:
+        app = ROLES["app"]
+        held = conn.execute("""select has_table_privilege(%(r)s, 'public.audit_logs', 'UPDATE'),
+                                      has_table_privilege(%(r)s, 'public.audit_logs', 'TRIGGER'),
+                                      has_table_privilege(%(r)s, 'public.analytics_events', 'REFERENCES'),
+                                      has_table_privilege(%(r)s, 'public.analytics_events', 'MAINTAIN'),
+                                      has_schema_privilege(%(r)s, 'public', 'CREATE'),
+                                      has_function_privilege(%(r)s, 'csinfra.wb_offers__apply(text, text)', 'EXECUTE'),
+                                      has_function_privilege(%(r)s, 'csinfra.wb_creator_profiles__apply(text, text)', 'EXECUTE'),
+                                      has_table_privilege(%(r)s, 'public.audit_logs', 'INSERT')""", {"r": app}).fetchone()
+    assert held == (False, False, False, False, False, False, True, True)
+
+
+def test_the_online_function_binds_nothing_another_role_can_plant(built_db):
+    """Its search_path is pg_catalog, pg_temp: a public.to_jsonb(record) (an exact match, which would beat
+    pg_catalog's polymorphic to_jsonb were public on the path) is never called with the owner's rights."""
+    with built_db.connect(autocommit=True) as conn:
+        config = conn.execute("select proconfig, prosecdef from pg_proc where oid = "
+                              "'csinfra.wb_creator_profiles__apply(text, text)'::regprocedure").fetchone()
+        conn.execute("""create function public.to_jsonb(r record) returns jsonb language plpgsql as $$
+                        begin raise exception 'hijacked by a planted function'; end $$""")
+    with built_db.as_role("app").connect() as conn:
+        cid = conn.execute("select min(id) from creator_profiles").fetchone()[0]
+        assert update_creator_readiness(conn, cid).creator_profile_id == cid
+    assert config == (["search_path=pg_catalog, pg_temp"], True)
+
+
+def test_dbt_refuses_a_schema_everyone_may_create_in_and_a_role_that_is_everyone(built_db):
+    with built_db.connect(autocommit=True) as conn:
+        conn.execute("grant create on schema public to public")  # as a database upgraded from PostgreSQL 14 has it
+    log = dbt_fails(built_db, "run", "-s", "stg_app__offers")
+    assert "PUBLIC may CREATE in schema public" in log
+    with built_db.connect(autocommit=True) as conn:
+        conn.execute("revoke create on schema public from public")
+    log = dbt_fails(built_db, "run", "-s", "stg_app__offers", env={"CSINFRA_APP_ROLE": "public"})
+    assert "is not a role to grant to" in log
+
+
+def test_migrate_up_grants_again_what_default_privileges_gave_back(built_db):
+    """down, then up: the recreated audit and analytics tables get the application's default privileges (DML)
+    again; with CSINFRA_APP_ROLE set, `migrate up` takes UPDATE and DELETE away again."""
+    down = built_db.cli("migrate", "down", "--discard-data")
+    assert down.returncode == 0, down.stderr
+    up = built_db.cli("migrate", "up", env={**built_db.env(), **ROLE_ENV})
+    assert up.returncode == 0 and "grants:" in up.stdout, up.stderr
+    held = built_db.scalar("select has_table_privilege(%s, 'public.analytics_events', 'UPDATE') "
+                           "or has_table_privilege(%s, 'public.audit_logs', 'DELETE')", (ROLES["app"], ROLES["app"]))
+    assert held is False
 
 
 def test_the_application_role_appends_audit_rows_and_nothing_more(built_db):

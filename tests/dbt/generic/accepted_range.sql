@@ -8,10 +8,10 @@ where
     and (
         false
         {%- if min_value is not none %}
-            or {{ column_name }} {{ '<' if inclusive else '<=' }} {{ min_value }}
+            or {{ column_name }} {{ '<' if inclusive else '<=' }} {{ csinfra_number(min_value, 'accepted_range min_value') }}
         {%- endif %}
         {%- if max_value is not none %}
-            or {{ column_name }} {{ '>' if inclusive else '>=' }} {{ max_value }}
+            or {{ column_name }} {{ '>' if inclusive else '>=' }} {{ csinfra_number(max_value, 'accepted_range max_value') }}
         {%- endif %}
         or {{ column_name }}::text = 'NaN'
     )

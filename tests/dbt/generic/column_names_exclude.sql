@@ -6,9 +6,9 @@ select
     attname as column_name
 from pg_attribute
 where
-    attrelid = '{{ model }}'::regclass
+    attrelid = {{ csinfra_quote(model) }}::regclass
     and attnum > 0
     and not attisdropped
-    and attname ~* '{{ patterns | join("|") }}'
+    and attname ~* {{ csinfra_quote(patterns | join("|")) }}
 
 {% endtest %}
