@@ -5,9 +5,9 @@
         unique_key=['creator_profile_id', 'viewed_on'],
         on_schema_change='fail',
         pre_hook="{{ csinfra_set_work_mem() }}",
-        post_hook=[
-            "create unique index if not exists {{ this.name }}__key on {{ this }} (creator_profile_id, viewed_on)",
-            "create index if not exists {{ this.name }}__last on {{ this }} (last_viewed_at)",
+        indexes=[
+            {'columns': ['creator_profile_id', 'viewed_on'], 'unique': True},
+            {'columns': ['last_viewed_at']},
         ],
     )
 }}

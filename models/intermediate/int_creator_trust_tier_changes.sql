@@ -4,9 +4,9 @@
         incremental_strategy='append',
         on_schema_change='fail',
         pre_hook="{{ csinfra_set_work_mem() }}",
-        post_hook=[
-            "create unique index if not exists {{ this.name }}__key on {{ this }} (audit_log_id)",
-            "create index if not exists {{ this.name }}__creator on {{ this }} (creator_profile_id, changed_at)",
+        indexes=[
+            {'columns': ['audit_log_id'], 'unique': True},
+            {'columns': ['creator_profile_id', 'changed_at']},
         ],
     )
 }}

@@ -5,10 +5,10 @@
         unique_key=['subject_type', 'subject_id', 'milestone'],
         on_schema_change='fail',
         pre_hook="{{ csinfra_set_work_mem() }}",
-        post_hook=[
-            "create unique index if not exists {{ this.name }}__key on {{ this }} (subject_type, subject_id, milestone)",
-            "create index if not exists {{ this.name }}__last_event on {{ this }} (last_analytics_event_at)",
-            "create index if not exists {{ this.name }}__last_audit on {{ this }} (last_audit_log_at)",
+        indexes=[
+            {'columns': ['subject_type', 'subject_id', 'milestone'], 'unique': True},
+            {'columns': ['last_analytics_event_at']},
+            {'columns': ['last_audit_log_at']},
         ],
     )
 }}

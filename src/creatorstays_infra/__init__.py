@@ -44,6 +44,14 @@ from .offers import (
     record_offer_status_change,
     validate_offer_terms,
 )
+from .readiness import (
+    Readiness,
+    blocker_messages,
+    compute_readiness,
+    is_expired,
+    is_ready,
+    is_valid_transition,
+)
 from .timeouts import timeouts
 
 __version__ = "0.1.0"
@@ -59,13 +67,19 @@ __all__ = [
     "OfferTerms",
     "OfferValidation",
     "PreparedOffer",
+    "Readiness",
     "StatusChange",
     "ValidationError",
     "analytics_stats",
+    "blocker_messages",
+    "compute_readiness",
     "expire_offers",
     "get_actor_activity",
     "get_audit_trail",
     "get_recent_by_action",
+    "is_expired",
+    "is_ready",
+    "is_valid_transition",
     "log_admin_action",
     "log_analytics_event",
     "log_audit_event",

@@ -15,10 +15,11 @@ import psycopg
 from psycopg import sql
 
 from . import settings
+from .catalog import table_exists
 from .database import Target, project_root
 from .dbt import run_dbt
+from .dbt import run_results as dbt_run_results
 from .errors import CsinfraError
-from .schema import table_exists
 
 WRITEBACK_MODELS = {"creators": "wb_creator_profiles", "offers": "wb_offers"}
 # JSON of writeback_* settings that override the dbt vars of the same names (macros/writeback/writeback.sql)
@@ -66,17 +67,9 @@ class BackfillResult:
 
 
 def run_results(since: float = 0.0) -> dict[str, int]:
-    """Counts by status of the last dbt invocation, from dbt's own target/run_results.json (when it was
-    written after `since`, a time.time(): dbt writes none when it stops before running anything)."""
-    path = project_root() / "target" / "run_results.json"
-    try:
-        if path.stat().st_mtime < since:
-            return {}
-        results = json.loads(path.read_text()).get("results", [])
-    except (OSError, ValueError):
-        return {}
+    """Counts by status of the last dbt invocation (target/run_results.json), or {} when dbt wrote none."""
     counts: dict[str, int] = {}
-    for r in results:
+    for r in dbt_run_results(since):
         counts[str(r.get("status"))] = counts.get(str(r.get("status")), 0) + 1
     return counts
 
@@ -122,7 +115,7 @@ def interrupted_runs(conn: psycopg.Connection) -> list[str]:
 
 
 def require_phase1(conn: psycopg.Connection, app_schema: str) -> None:
-    from .schema import column_exists
+    from .catalog import column_exists
 
     if not table_exists(conn, app_schema, "creator_profiles") or not table_exists(conn, app_schema, "offers"):
         raise CsinfraError(f"schema {app_schema} has no creator_profiles/offers tables (is --app-schema right?)")
@@ -151,7 +144,8 @@ def run_backfill(
         earlier = interrupted_runs(conn)
         since = conn.execute("select now()").fetchone()[0]
     models = [WRITEBACK_MODELS[only]] if only else list(WRITEBACK_MODELS.values())
-    selection = ["--select", *[f"+{m}" for m in models]] if only or write_back_only or dry_run else []
+    selector = {("wb_creator_profiles",): "backfill_creators", ("wb_offers",): "backfill_offers"}.get(tuple(models), "backfill")
+    selection = ["--selector", selector] if only or write_back_only or dry_run else []
     settings_ = dict(dbt_vars or {})
     if dry_run:
         settings_["writeback_dry_run"] = True

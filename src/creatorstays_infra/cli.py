@@ -374,7 +374,7 @@ def migrate_status(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the SQL status would run; run nothing.")] = False,
 ) -> None:
     """What is applied (csinfra ledger and _prisma_migrations) and whether the schema matches. Exit 1 on a mismatch."""
-    from . import catalog, migrations
+    from . import migrations, schema_snapshot
 
     if dry_run:
         print(f"-- csinfra migrate status (dry run: nothing was executed). Status only reads:\n"
@@ -382,7 +382,7 @@ def migrate_status(
               f"-- 2. in a transaction that is always rolled back, each migration.sql and extras.sql applied to a throw-away\n"
               f"--    schema csinfra_probe_<random> to learn the objects it creates;\n"
               f"-- 3. this catalog query, for the probe schema and for {state.app_schema}:")
-        print(catalog.CATALOG_QUERY.strip())
+        print(schema_snapshot.CATALOG_QUERY.strip())
         return
 
     with connect() as conn:

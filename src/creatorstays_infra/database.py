@@ -18,6 +18,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import embedded
 from .errors import DatabaseError
+from .settings import project_root
 
 # Seconds a connection attempt may take, unless the URL or PGCONNECT_TIMEOUT says otherwise.
 CONNECT_TIMEOUT = 10
@@ -50,14 +51,6 @@ KEYWORD_TO_ENV = {
     "application_name": "PGAPPNAME",
     "target_session_attrs": "PGTARGETSESSIONATTRS",
 }
-
-
-def project_root() -> Path:
-    """The repository root: `CSINFRA_PROJECT_DIR`, else two levels above this package's `src/`."""
-    env = os.environ.get("CSINFRA_PROJECT_DIR")
-    if env:
-        return Path(env).resolve()
-    return Path(__file__).resolve().parents[2]
 
 
 def state_dir() -> Path:

@@ -65,3 +65,30 @@ def run_dbt(target: Target, app_schema: str, args: list[str], vars_: dict | None
         text=True,
     )
 
+
+
+def run_results(since: float = 0.0) -> list[dict]:
+    """The results of the last dbt invocation, from dbt's own target/run_results.json (when it was written after
+    `since`, a time.time(): dbt writes none when it stops before running anything)."""
+    path = project_root() / "target" / "run_results.json"
+    try:
+        if path.stat().st_mtime < since:
+            return []
+        return list(json.loads(path.read_text()).get("results", []))
+    except (OSError, ValueError):
+        return []
+
+
+# run_results statuses → the counters of dbt's closing line (Done. PASS=… WARN=… ERROR=… SKIP=… NO-OP=… TOTAL=…)
+_SUMMARY_KEYS = {"success": "pass", "pass": "pass", "warn": "warn", "error": "error", "fail": "error",
+                 "runtime error": "error", "skipped": "skip", "no-op": "no_op"}
+
+
+def summary(results: list[dict]) -> dict[str, int]:
+    """Counts as dbt's closing line gives them: pass, warn, error, skip, no_op, total."""
+    counts = {"pass": 0, "warn": 0, "error": 0, "skip": 0, "no_op": 0}
+    for r in results:
+        key = _SUMMARY_KEYS.get(str(r.get("status")), "error")
+        counts[key] += 1
+    counts["total"] = len(results)
+    return counts

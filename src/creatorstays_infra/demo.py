@@ -22,9 +22,9 @@ import psycopg
 from psycopg import sql
 
 from . import settings
+from .catalog import APP_TABLES, column_exists, table_exists
 from .database import project_root
 from .errors import CsinfraError
-from .schema import APP_TABLES, column_exists, table_exists
 
 DEMO_DIR = project_root() / "scripts" / "demo"
 APP_SCHEMA_FILE = project_root() / "scripts" / "app_schema" / "pre_phase1.sql"

@@ -179,6 +179,14 @@ def _require_prefix(action: Any, prefix: str) -> None:
         raise ValidationError("action", f"{action!r} is not a {prefix}.* action")
 
 
+def _prefixed(action: Any, prefix: str) -> str:
+    """`user_suspended` → `admin.user_suspended`, as the application's helpers add it; `admin.x` stays as given."""
+    if isinstance(action, str) and action.strip() and "." not in action:
+        action = f"{prefix}.{action}"
+    _require_prefix(action, prefix)
+    return action
+
+
 def log_offer_event(conn: psycopg.Connection, action: str, offer_id: str, actor_type: str, actor_id: str | None,
                     metadata: Mapping[str, Any] | None = None, **kwargs) -> str:
     """An `offer.*` audit row about one offer."""
@@ -197,8 +205,9 @@ def log_collab_event(conn: psycopg.Connection, action: str, collab_id: str, acto
 
 def log_admin_action(conn: psycopg.Connection, action: str, admin_id: str, target_type: str, target_id: str,
                      metadata: Mapping[str, Any] | None = None, **kwargs) -> str:
-    """An `admin.*` audit row (e.g. admin.impersonate, admin.user_suspended, admin.offer_flagged)."""
-    _require_prefix(action, "admin")
+    """An `admin.*` audit row (e.g. admin.impersonate, admin.user_suspended, admin.offer_flagged); the prefix is
+    added when missing (`"user_suspended"`). The admin's e-mail goes in `actor_email=`."""
+    action = _prefixed(action, "admin")
     _text("admin_id", admin_id)
     return log_audit_event(conn, action, "admin", admin_id, target_type, target_id, metadata, **kwargs)
 
@@ -206,7 +215,7 @@ def log_admin_action(conn: psycopg.Connection, action: str, admin_id: str, targe
 def log_system_event(conn: psycopg.Connection, action: str, target_type: str, target_id: str,
                      metadata: Mapping[str, Any] | None = None, *, actor_type: str = "system", **kwargs) -> str:
     """A `system.*` audit row written by the platform itself (actor type system, or cron for scheduled jobs)."""
-    _require_prefix(action, "system")
+    action = _prefixed(action, "system")
     if actor_type not in ("system", "cron"):
         raise ValidationError("actor_type", "must be system or cron for a system event")
     return log_audit_event(conn, action, actor_type, SYSTEM_ACTOR_ID, target_type, target_id, metadata, **kwargs)

@@ -10,15 +10,15 @@ from pathlib import Path
 from psycopg import sql
 
 from . import settings
+from .catalog import table_exists
 from .database import Target, project_root
 from .dbt import run_dbt
+from .dbt import run_results as dbt_run_results
+from .dbt import summary as dbt_summary
 from .errors import CsinfraError
-from .schema import table_exists
 
-# Every mart and everything it reads; the write-back (which writes to the application's tables) is
-# excluded, and tests run only when all of their parents are selected.
-MARTS_SELECTION = ["--select", "+path:models/marts", "--exclude", "path:models/writeback",
-                   "--indirect-selection", "cautious"]
+# Every mart and everything it reads, never the write-back: selectors.yml `marts`.
+MARTS_SELECTION = ["--selector", "marts"]
 MART_MODELS = (
     "dim_creators", "fct_creator_activation", "fct_offer_funnel", "rpt_creator_activation_by_signup_week",
     "rpt_creator_dashboard_blockers", "rpt_creator_search_ranking", "rpt_offer_funnel_by_sent_week",
@@ -70,22 +70,12 @@ def build_marts(
         args.append("--full-refresh")
     log_path = project_root() / "target" / "csinfra_marts.log"
     log_path.parent.mkdir(exist_ok=True)
-    started = time.monotonic()
+    started, wall_start = time.monotonic(), time.time()
     proc = run_dbt(target, app_schema, args, vars_ or None, log_path)
     rc = proc.wait()
     seconds = time.monotonic() - started
-    summary = _summary(log_path.read_text(errors="replace"))
-    return MartsResult(returncode=rc, seconds=seconds, log_path=log_path, summary=summary)
-
-
-def _summary(log: str) -> dict[str, int]:
-    """dbt's closing line `Done. PASS=… WARN=… ERROR=… SKIP=… NO-OP=… TOTAL=…` as a dict."""
-    match = None
-    for match in re.finditer(r"Done\. ((?:[A-Z-]+=\d+ ?)+)", log):
-        pass
-    if match is None:
-        return {}
-    return {k.lower().replace("-", "_"): int(v) for k, v in re.findall(r"([A-Z-]+)=(\d+)", match.group(1))}
+    results = dbt_run_results(wall_start)
+    return MartsResult(returncode=rc, seconds=seconds, log_path=log_path, summary=dbt_summary(results) if results else {})
 
 
 def marts_schema() -> str:

@@ -40,10 +40,10 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg import sql
 
-from . import catalog, settings
+from . import schema_snapshot, settings
+from .catalog import schema_exists, table_exists
 from .database import project_root
 from .errors import LockTimeout, MigrationError
-from .schema import schema_exists, table_exists
 
 MIGRATIONS_DIR = project_root() / "scripts" / "migrations"
 PRISMA_TABLE = "_prisma_migrations"
@@ -336,10 +336,10 @@ class Expected:
 class SchemaState:
     """How far the live schema is from a migration's objects."""
 
-    orm_present: list[catalog.ObjectDiff]
-    orm_mismatched: list[catalog.ObjectDiff]
-    extras_present: list[catalog.ObjectDiff]
-    extras_mismatched: list[catalog.ObjectDiff]
+    orm_present: list[schema_snapshot.ObjectDiff]
+    orm_mismatched: list[schema_snapshot.ObjectDiff]
+    extras_present: list[schema_snapshot.ObjectDiff]
+    extras_mismatched: list[schema_snapshot.ObjectDiff]
     expected: Expected
 
     @property
@@ -359,7 +359,7 @@ class SchemaState:
         return not self.extras_present
 
 
-def _differences(diffs: list[catalog.ObjectDiff], schema: str, limit: int = 20) -> str:
+def _differences(diffs: list[schema_snapshot.ObjectDiff], schema: str, limit: int = 20) -> str:
     text = "; ".join(d.describe(schema) for d in diffs[:limit])
     return text + (f"; and {len(diffs) - limit} more" if len(diffs) > limit else "")
 
@@ -440,19 +440,19 @@ class Runner:
 
     def expected(self, m: Migration) -> Expected:
         if m.name not in self._expected:
-            orm, extras = catalog.expected_objects(self.conn, [m.up_sql, m.extras_sql], m.altered_tables)
+            orm, extras = schema_snapshot.expected_objects(self.conn, [m.up_sql, m.extras_sql], m.altered_tables)
             self._expected[m.name] = Expected(orm=orm, extras=extras)
         return self._expected[m.name]
 
     def schema_state(self, m: Migration) -> SchemaState:
         expected = self.expected(m)
-        actual = catalog.catalog_objects(self.conn, self.o.app_schema)
+        actual = schema_snapshot.catalog_objects(self.conn, self.o.app_schema)
         self.conn.rollback()
         return SchemaState(
-            orm_present=catalog.present(expected.orm, actual),
-            orm_mismatched=catalog.compare(expected.orm, actual),
-            extras_present=catalog.present(expected.extras, actual),
-            extras_mismatched=catalog.compare(expected.extras, actual),
+            orm_present=schema_snapshot.present(expected.orm, actual),
+            orm_mismatched=schema_snapshot.compare(expected.orm, actual),
+            extras_present=schema_snapshot.present(expected.extras, actual),
+            extras_mismatched=schema_snapshot.compare(expected.extras, actual),
             expected=expected,
         )
 
@@ -475,13 +475,13 @@ class Runner:
                 raise MigrationError(f"--prisma-migration-file {path} contains {word}: it cannot be compared with "
                                      f"{m.name}/migration.sql inside a transaction; nothing changed")
             try:
-                theirs, _ = catalog.expected_objects(self.conn, [text, ""], m.altered_tables)
+                theirs, _ = schema_snapshot.expected_objects(self.conn, [text, ""], m.altered_tables)
             except psycopg.Error as exc:
                 self.conn.rollback()
                 raise MigrationError(f"--prisma-migration-file {path} does not apply: "
                                      f"{exc.diag.message_primary or exc}") from None
             ours = self.expected(m).orm
-            diffs = catalog.compare(ours, theirs) + [catalog.ObjectDiff(k, None, v) for k, v in theirs.items() if k not in ours]
+            diffs = schema_snapshot.compare(ours, theirs) + [schema_snapshot.ObjectDiff(k, None, v) for k, v in theirs.items() if k not in ours]
             if diffs:
                 raise MigrationError(
                     f"--prisma-migration-file {path} does not create what {m.name}/migration.sql creates: "
@@ -1032,7 +1032,7 @@ def restore_archive(conn: psycopg.Connection, options: Options, archive_id: str,
 
 
 def _has_column(conn: psycopg.Connection, schema: str, table: str, column: str) -> bool:
-    from .schema import column_exists
+    from .catalog import column_exists
 
     return column_exists(conn, schema, table, column)
 

@@ -26,9 +26,9 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from .catalog import table_exists
 from .errors import CsinfraError
 from .marts import MART_MODELS
-from .schema import table_exists
 
 FUNNEL_STEPS = (
     ("offers_sent", "Sent"),

@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from .database import project_root
 from .errors import ConfigurationError
+from .settings import project_root
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,24 @@ class OfferRules:
 
 
 @dataclass(frozen=True)
+class Blocker:
+    code: str
+    check: str  # the profile check that must hold (display_name, handle, bio, niches, deliverables, minimum_rate, oauth)
+    message: str
+
+
+@dataclass(frozen=True)
+class CreatorRules:
+    blockers: tuple[Blocker, ...]  # in display order
+    oauth_blocker: str
+    completeness_weights: dict[str, float]
+    verified_min_completeness: float
+
+
+@dataclass(frozen=True)
 class Rules:
     offer: OfferRules
+    creator: CreatorRules
     blocker_messages: dict[str, str]  # blocker code -> display message, in order
     trim_characters: str
 
@@ -61,6 +77,13 @@ def parse_rules(raw: dict) -> Rules:
             transitions={k: tuple(v) for k, v in _require(offer, "transitions", "offer").items()},
             creator_responses=tuple(_require(offer, "creator_responses", "offer")),
             changed_by=tuple(_require(offer, "changed_by", "offer")),
+        ),
+        creator=CreatorRules(
+            blockers=tuple(Blocker(code=str(b["code"]), check=str(b["check"]), message=str(b["message"]))
+                           for b in _require(creator, "blockers", "creator")),
+            oauth_blocker=str(_require(creator, "oauth_blocker", "creator")),
+            completeness_weights={str(k): float(v) for k, v in _require(creator, "completeness_weights", "creator").items()},
+            verified_min_completeness=float(_require(creator, "verified_min_completeness", "creator")),
         ),
         blocker_messages={b["code"]: b["message"] for b in _require(creator, "blockers", "creator")},
         trim_characters="".join(chr(cp) for cp in _require(raw, "trim_code_points", "")),

@@ -5,8 +5,17 @@ from __future__ import annotations
 import math
 import os
 import re
+from pathlib import Path
 
 from .errors import ConfigurationError
+
+
+def project_root() -> Path:
+    """The repository root: `CSINFRA_PROJECT_DIR`, else two levels above this package's `src/`."""
+    env = os.environ.get("CSINFRA_PROJECT_DIR")
+    if env:
+        return Path(env).resolve()
+    return Path(__file__).resolve().parents[2]
 
 # The schema names we accept, here and in the dbt macros (macros/sql_safety.sql): plain identifiers.
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")

@@ -20,6 +20,7 @@ from creatorstays_infra import (
     CsinfraError,
     NotFoundError,
     ValidationError,
+    compute_readiness,
     mark_first_collab_completed,
     mark_first_offer_received,
     update_creator_readiness,
@@ -169,6 +170,11 @@ def test_online_path_stores_exactly_what_the_rules_say(rules_db, p):
     assert (state.trust_tier, state.readiness_state, state.readiness_blockers) == (
         want["trustTier"], want["readinessState"], want["readinessBlockers"])
     assert view == (False, want["trustTier"], want["readinessState"])
+    # the pure helper (no database) agrees with what the SQL stored, given the same first completed collaboration
+    pure = compute_readiness({**p, "firstCollabCompletedAt": got["firstCollabCompletedAt"]})
+    assert (pure.trust_tier, pure.readiness_state, pure.readiness_blockers, pure.is_ready) == (
+        got["trustTier"], got["readinessState"], got["readinessBlockers"], got["readinessState"] == "READY")
+    assert pure.profile_completeness == pytest.approx(got["profileCompleteness"], abs=1e-12)
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

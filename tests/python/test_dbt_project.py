@@ -19,7 +19,7 @@ def test_dbt_build_passes_on_a_freshly_migrated_database(applied_db):
 # corruption of one stored row (each its own row) -> the dbt test that must catch it
 CORRUPTIONS = {
     """update creator_profiles set "readinessState" = 'READY', "readinessBlockers" = '["missing_bio"]'
-       where id = (select id from creator_profiles order by id limit 1)""": "expression_is_true_stg_app__creator_profiles",
+       where id = (select id from creator_profiles order by id limit 1)""": "csinfra_expression_is_true_stg_app__creator_profiles",
     """update creator_profiles set "readinessBlockers" = '["no_social_connected", "missing_bio"]'
        where id = (select id from creator_profiles order by id offset 1 limit 1)""":
         "ordered_subsequence_of_stg_app__creator_profiles_readiness_blockers",

@@ -57,8 +57,24 @@ def test_audit_helpers_write_and_read_back(applied_db):
         assert conn.execute("select count(*) from audit_logs").fetchone()[0] == 5
 
 
+def test_admin_and_system_helpers_add_their_prefix_and_system_writers_are_system(applied_db):
+    """As the application's helpers do: `logSystemEvent('offer_expired', …)` writes `system.offer_expired` with
+    `"actorId" = 'system'` (SPEC section 8), and an admin action gets `admin.` in front."""
+    with applied_db.as_role("app").connect() as conn:
+        log_system_event(conn, "offer_expired", "Offer", "o9")
+        log_system_event(conn, "trust_updated", "CreatorProfile", "c9", actor_type="cron")
+        log_admin_action(conn, "user_suspended", "admin_9", "User", "u9", actor_email="ops@example.com")
+        rows = conn.execute("""select action, "actorType", "actorId", "actorEmail" from audit_logs
+                               where "targetId" in ('o9', 'c9', 'u9') order by action""").fetchall()
+        conn.rollback()
+    assert rows == [("admin.user_suspended", "admin", "admin_9", "ops@example.com"),
+                    ("system.offer_expired", "system", "system", None),
+                    ("system.trust_updated", "cron", "system", None)]
+
+
 @pytest.mark.parametrize(("call", "field"), [
     (lambda c: log_audit_event(c, "offer.deleted", "user", "u", "Offer", "o"), "action"),
+    (lambda c: log_system_event(c, "   ", "Offer", "o"), "action"),
     (lambda c: log_audit_event(c, "admin.", "admin", "a", "User", "u"), "action"),
     (lambda c: log_audit_event(c, "offer.created", "robot", "u", "Offer", "o"), "actor_type"),
     (lambda c: log_audit_event(c, "offer.created", "user", None, "Offer", "o"), "actor_id"),
