@@ -268,3 +268,18 @@ def test_unknown_creator_and_missing_rule_function(built_db):
         cid = conn.execute("select id from creator_profiles limit 1").fetchone()[0]
         with pytest.raises(CsinfraError, match="run the backfill once"):
             update_creator_readiness(conn, cid)
+
+
+def test_the_schemas_are_keywords_with_the_same_names_as_elsewhere(built_db):
+    """app_schema= (the application's tables) and dbt_schema= (where the online function lives), as in offers and
+    events; each is used, not just accepted."""
+    with built_db.as_role("app").connect() as conn:
+        cid = conn.execute("select min(id) from creator_profiles").fetchone()[0]
+        state = mark_first_offer_received(conn, cid, app_schema="public", dbt_schema="csinfra")
+        assert state.creator_profile_id == cid
+        conn.rollback()
+        with pytest.raises(psycopg.errors.UndefinedTable, match="nowhere"):
+            mark_first_offer_received(conn, cid, datetime(2020, 1, 1), app_schema="nowhere")
+        conn.rollback()
+        with pytest.raises(CsinfraError, match="nowhere.wb_creator_profiles__apply does not exist"):
+            update_creator_readiness(conn, cid, dbt_schema="nowhere")
