@@ -30,7 +30,8 @@ APPLY_FUNCTION = "wb_creator_profiles__apply"
 
 
 def statements(app_schema: str, dbt_schema: str, app_role: str | None, analyst_role: str | None,
-               existing_marts: tuple[str, ...] = MART_MODELS, function_exists: bool = True) -> list[sql.Composed]:
+               existing_marts: tuple[str, ...] = MART_MODELS, function_exists: bool = True,
+               dbt_schema_exists: bool = True) -> list[sql.Composed]:
     """The GRANT/REVOKE statements, every name quoted."""
     out: list[sql.Composed] = []
     ours = sql.Identifier(dbt_schema)
@@ -50,8 +51,9 @@ def statements(app_schema: str, dbt_schema: str, app_role: str | None, analyst_r
             # MAINTAIN): audit and analytics rows are append-only, so all of it goes, then SELECT and INSERT come back
             sql.SQL("revoke all on {} from {}").format(append_only, role),
             sql.SQL("grant select, insert on {} to {}").format(append_only, role),
-            sql.SQL("grant usage on schema {} to {}").format(ours, role),
         ]
+        if dbt_schema_exists:
+            out.append(sql.SQL("grant usage on schema {} to {}").format(ours, role))
         if function_exists:
             out.append(sql.SQL("grant execute on function {} to {}").format(function, role))
     if analyst_role:
@@ -59,9 +61,12 @@ def statements(app_schema: str, dbt_schema: str, app_role: str | None, analyst_r
         out += [
             sql.SQL("revoke create on schema {} from {}").format(sql.Identifier(app_schema), role),
             sql.SQL("revoke all on all tables in schema {} from {}").format(sql.Identifier(app_schema), role),
-            sql.SQL("revoke all on all tables in schema {} from {}").format(ours, role),
-            sql.SQL("grant usage on schema {} to {}").format(ours, role),
         ]
+        if dbt_schema_exists:
+            out += [
+                sql.SQL("revoke all on all tables in schema {} from {}").format(ours, role),
+                sql.SQL("grant usage on schema {} to {}").format(ours, role),
+            ]
         out += [sql.SQL("grant select on {} to {}").format(sql.Identifier(dbt_schema, m), role) for m in existing_marts]
     return out
 
@@ -102,7 +107,11 @@ def plan(conn: psycopg.Connection, app_schema: str, dbt_schema: str, app_role: s
                             (dbt_schema, APPLY_FUNCTION)).fetchone()[0] is not None
     if not function:
         notes.append(f"{dbt_schema}.{APPLY_FUNCTION} is not installed yet: the backfill grants it (set CSINFRA_APP_ROLE)")
-    return statements(app_schema, dbt_schema, app_role, analyst_role, marts, function), notes
+    ours = conn.execute("select exists (select from pg_namespace where nspname = %s)", (dbt_schema,)).fetchone()[0]
+    if not ours:
+        notes.append(f"schema {dbt_schema} has not been created yet (no dbt run so far): dbt grants USAGE on it when it "
+                     "creates it (set CSINFRA_APP_ROLE / CSINFRA_ANALYST_ROLE)")
+    return statements(app_schema, dbt_schema, app_role, analyst_role, marts, function, ours), notes
 
 
 def apply(conn: psycopg.Connection, stmts: list[sql.Composed]) -> None:

@@ -15,6 +15,7 @@ import re
 
 from psycopg import sql
 
+from conftest import ROLE_ENV
 from creatorstays_infra import log_offer_sent, record_offer_status_change, update_creator_readiness
 from test_app_schema import columns_of
 
@@ -47,25 +48,28 @@ def written_last_run(db) -> dict[str, int]:
 
 
 def test_the_guides_sequence_on_the_real_schema(pre_db):
-    db = pre_db
+    """Every step as the role production uses: the migration owner migrates, builds and tests (not a superuser),
+    with the application's and the analysts' roles configured; the application at work runs as its own role."""
+    db = pre_db.as_role("owner")
+    roles = db.env(**ROLE_ENV)
     schema_before = db.dump_schema()
     pre_columns = columns_of(db)
 
     # 1. the migration, then the backfill and the verification with plain dbt
-    db.cli("migrate", "up", check=True)
-    assert "Completed successfully" in db.dbt("run")
+    db.cli("migrate", "up", check=True, env=roles)
+    assert "Completed successfully" in db.dbt("run", env=ROLE_ENV)
     assert written_last_run(db)["wb_creator_profiles"] > 0
-    test_log = db.dbt("test")
+    test_log = db.dbt("test", env=ROLE_ENV)
     assert "ERROR=0" in test_log and re.search(r"PASS=\d{3}", test_log)
 
     # 2. a second run on unchanged data writes nothing, anywhere in the application's tables
     versions = row_versions(db)
-    db.dbt("run")
+    db.dbt("run", env=ROLE_ENV)
     assert row_versions(db) == versions
     assert set(written_last_run(db).values()) == {0}
 
-    # 3. the application at work: status changes (history), funnel events, audit rows
-    with db.connect() as conn:
+    # 3. the application at work, as the application's role: status changes (history), funnel events, audit rows
+    with pre_db.as_role("app").connect() as conn:
         offers = conn.execute("""select id, "hostProfileId", "creatorProfileId" from offers where status = 'pending'
                                  order by id limit 5""").fetchall()
         for oid, host, creator in offers:
@@ -80,25 +84,25 @@ def test_the_guides_sequence_on_the_real_schema(pre_db):
     data_before_down = fingerprint(db, pre_columns)
 
     # 4. the way back: exact restore of the schema, the application's data untouched, everything archived
-    down = db.cli("migrate", "down", check=True)
+    down = db.cli("migrate", "down", check=True, env=roles)
     assert db.dump_schema() == schema_before
     assert fingerprint(db, pre_columns) == data_before_down
     assert re.search(r"archived \d+ audit_logs, 5 analytics_events, \d+ offers' statusHistory", down.stdout)
     archive_id = re.search(r" as (r\w+); restore with", down.stdout).group(1)
 
     # 5. forward again, archive restored before the backfill, then the pipeline
-    db.cli("migrate", "up", check=True)
-    restored = db.cli("migrate", "restore-archive", archive_id, check=True)
+    db.cli("migrate", "up", check=True, env=roles)
+    restored = db.cli("migrate", "restore-archive", archive_id, check=True, env=roles)
     assert re.search(rf"\b{len(histories)} offers' statusHistory", restored.stdout), restored.stdout
     with db.connect(autocommit=True) as conn:
         assert dict(conn.execute("""select id, "statusHistory" from offers where "statusHistory" <> '[]'""")) == histories
         assert conn.execute("select count(*) from analytics_events").fetchone()[0] == events
-    backfill = db.cli("backfill", "--json")
+    backfill = db.cli("backfill", "--json", env=roles)
     assert backfill.returncode == 0, backfill.stderr
     assert json.loads(backfill.stdout)["dbt"].get("success", 0) >= 20
-    test_log = db.dbt("test")
+    test_log = db.dbt("test", env=ROLE_ENV)
     assert "ERROR=0" in test_log and "WARN=0" in test_log
-    verify = db.cli("verify", "--json")
+    verify = db.cli("verify", "--json", env=roles)
     assert verify.returncode == 0 and json.loads(verify.stdout)["drift"]["total"] == 0
     status = json.loads(db.cli("migrate", "status", "--json", check=True).stdout)["migrations"][0]
     assert status["state"] == "applied" and status["prismaState"] == "applied" and status["problems"] == []
