@@ -33,8 +33,8 @@ import psycopg
 from psycopg import sql
 from sampling import IntervalSampler
 
-from creatorstays_infra import database, demo, embedded
-from creatorstays_infra.migrations import Options, Runner, load_migrations
+from creatorstays_infra.ops import database, demo, embedded
+from creatorstays_infra.ops.migrations import Options, Runner, load_migrations
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "bench" / "app_load.pgbench"
@@ -53,8 +53,12 @@ class Phase:
         lat = sorted(self.latencies_ms)
         q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) >= 2 else [0.0] * 99
         return {
-            "phase": self.name, "seconds": round(self.seconds, 1), "transactions": len(lat),
-            "p50_ms": round(q[49], 1), "p99_ms": round(q[98], 1), "max_ms": round(max(lat, default=0.0), 1),
+            "phase": self.name,
+            "seconds": round(self.seconds, 1),
+            "transactions": len(lat),
+            "p50_ms": round(q[49], 1),
+            "p99_ms": round(q[98], 1),
+            "max_ms": round(max(lat, default=0.0), 1),
             "over_200ms": sum(1 for v in lat if v > 200),
             "lock_waits_on_backfill": len(self.waits_ms),
             "longest_lock_wait_ms": round(max(self.waits_ms, default=0.0), 1),
@@ -70,8 +74,13 @@ def admin() -> database.Target:
 def recreate(name: str, template: str | None = None) -> database.Target:
     with admin().connect(autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)) if template is None else
-                     sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(template)))
+        conn.execute(
+            sql.SQL("create database {}").format(sql.Identifier(name))
+            if template is None
+            else sql.SQL("create database {} template {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
     return admin().with_dbname(name)
 
 
@@ -87,8 +96,10 @@ def build_template(creators: int, seed: int) -> tuple[str, int]:
                                (select o.id from offers o where o."creatorProfileId" = c.id order by o.id limit 1) as offer_id
                         from creator_profiles c""")
         conn.execute("delete from csinfra_bench.app_ids where offer_id is null")
-        conn.execute("create table csinfra_bench.ids as select row_number() over (order by n) as n, creator_id, offer_id "
-                     "from csinfra_bench.app_ids")
+        conn.execute(
+            "create table csinfra_bench.ids as select row_number() over (order by n) as n, creator_id, offer_id "
+            "from csinfra_bench.app_ids"
+        )
         conn.execute("drop table csinfra_bench.app_ids")
         conn.execute("alter table csinfra_bench.ids rename to app_ids")
         conn.execute("alter table csinfra_bench.app_ids add primary key (n)")
@@ -114,7 +125,10 @@ class LockWaitSampler(IntervalSampler):
         self.longest_blocker: str = ""  # what the blocking backfill session was running, for the longest wait
 
     def sample(self, conn) -> dict:
-        return {(pid, str(start)): " ".join((blocker or "").split()) for pid, start, blocker in conn.execute(self.QUERY)}
+        return {
+            (pid, str(start)): " ".join((blocker or "").split())
+            for pid, start, blocker in conn.execute(self.QUERY)
+        }
 
     def interval_closed(self, key: tuple, seconds: float, detail: str) -> None:
         if seconds * 1000 > max(self.waits_ms, default=0.0):
@@ -127,9 +141,26 @@ def start_load(target: database.Target, ncreators: int, clients: int, rate: int,
     for old in log_dir.glob("pgbench_log*"):
         old.unlink()
     conninfo = psycopg.conninfo.make_conninfo("", **target.effective())
-    cmd = [embedded.pg_tool("pgbench"), "-n", "-c", str(clients), "-j", str(min(clients, 2)), "-R", str(rate),
-           "-T", str(seconds), "-D", f"ncreators={ncreators}", "-f", str(SCRIPT), "-l", "--log-prefix",
-           str(log_dir / "pgbench_log"), conninfo]
+    cmd = [
+        embedded.pg_tool("pgbench"),
+        "-n",
+        "-c",
+        str(clients),
+        "-j",
+        str(min(clients, 2)),
+        "-R",
+        str(rate),
+        "-T",
+        str(seconds),
+        "-D",
+        f"ncreators={ncreators}",
+        "-f",
+        str(SCRIPT),
+        "-l",
+        "--log-prefix",
+        str(log_dir / "pgbench_log"),
+        conninfo,
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env["PGAPPNAME"] = "pgbench"
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -146,7 +177,9 @@ def read_latencies(log_dir: Path) -> list[float]:
     return out
 
 
-def run_phase(name: str, target: database.Target, ncreators: int, args, backfill_args: list[str] | None) -> Phase:
+def run_phase(
+    name: str, target: database.Target, ncreators: int, args, backfill_args: list[str] | None
+) -> Phase:
     log_dir = args.out / "pgbench" / name.replace(" ", "_")
     phase = Phase(name)
     sampler = LockWaitSampler(target)
@@ -160,16 +193,34 @@ def run_phase(name: str, target: database.Target, ncreators: int, args, backfill
     else:
         env = {k: v for k, v in os.environ.items() if k not in database.SELECTING_PG_VARS}
         env["DATABASE_URL"] = psycopg.conninfo.make_conninfo("", **target.effective())
-        result = subprocess.run([sys.executable, "-m", "creatorstays_infra", "backfill", "--write-back-only", "--json",
-                                 *backfill_args], env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "creatorstays_infra",
+                "backfill",
+                "--write-back-only",
+                "--json",
+                *backfill_args,
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode != 0:
             load.terminate()
             raise SystemExit(f"{name}: backfill failed:\n{result.stderr[-3000:]}")
         summary = json.loads(result.stdout)
-        phase.notes = {"backfill_s": summary["seconds"], "written": sum(m["written"] + m["rewrittenAfterConcurrentChange"]
-                                                                         for m in summary["models"].values()),
-                       "left_locked": sum(m["skippedStillLocked"] for m in summary["models"].values()),
-                       "batches": sum(m["batches"] for m in summary["models"].values())}
+        phase.notes = {
+            "backfill_s": summary["seconds"],
+            "written": sum(
+                m["written"] + m["rewrittenAfterConcurrentChange"] for m in summary["models"].values()
+            ),
+            "left_locked": sum(m["skippedStillLocked"] for m in summary["models"].values()),
+            "batches": sum(m["batches"] for m in summary["models"].values()),
+        }
         load.terminate()
         load.wait()
     phase.seconds = time.monotonic() - t0
@@ -184,7 +235,9 @@ def run_phase(name: str, target: database.Target, ncreators: int, args, backfill
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--creators", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--clients", type=int, default=4)
@@ -192,7 +245,10 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=int, default=30)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = parser.parse_args()
-    print(f"latency under load, {args.creators:,} creators, {args.clients} clients at {args.rate} tx/s", flush=True)
+    print(
+        f"latency under load, {args.creators:,} creators, {args.clients} clients at {args.rate} tx/s",
+        flush=True,
+    )
     template, ncreators = build_template(args.creators, args.seed)
     run_db = f"{template}_run"
     phases = []
@@ -200,10 +256,19 @@ def main() -> None:
         target = recreate(run_db, template)
         phases.append(run_phase("idle (no backfill)", target, ncreators, args, None))
         target = recreate(run_db, template)
-        phases.append(run_phase("csinfra backfill (batches sized by time, SKIP LOCKED)", target, ncreators, args, []))
+        phases.append(
+            run_phase("csinfra backfill (batches sized by time, SKIP LOCKED)", target, ncreators, args, [])
+        )
         target = recreate(run_db, template)
-        phases.append(run_phase("csinfra backfill --batch-size 50000 (the old fixed batches)", target, ncreators, args,
-                                ["--batch-size", "50000"]))
+        phases.append(
+            run_phase(
+                "csinfra backfill --batch-size 50000 (the old fixed batches)",
+                target,
+                ncreators,
+                args,
+                ["--batch-size", "50000"],
+            )
+        )
     finally:
         with admin().connect(autocommit=True) as conn:
             for name in (run_db, template):
@@ -212,13 +277,19 @@ def main() -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     rows = [p.summary() for p in phases]
     (args.out / f"latency_{args.creators}_{stamp}.json").write_text(json.dumps(rows, indent=2))
-    lines = [(f"| app writes ({args.clients} clients, {args.rate} tx/s), {args.creators:,} creators | backfill s | p50 ms "
-              "| p99 ms | max ms | tx over 200 ms | waits on the backfill's locks: count / longest ms / over 200 ms |"),
-             "|---|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        (
+            f"| app writes ({args.clients} clients, {args.rate} tx/s), {args.creators:,} creators | backfill s | p50 ms "
+            "| p99 ms | max ms | tx over 200 ms | waits on the backfill's locks: count / longest ms / over 200 ms |"
+        ),
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['phase']} | {r.get('backfill_s', '')} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | "
-                     f"{r['over_200ms']:,} of {r['transactions']:,} | {r['lock_waits_on_backfill']} / "
-                     f"{r['longest_lock_wait_ms']} / {r['lock_waits_over_200ms']} |")
+        lines.append(
+            f"| {r['phase']} | {r.get('backfill_s', '')} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | "
+            f"{r['over_200ms']:,} of {r['transactions']:,} | {r['lock_waits_on_backfill']} / "
+            f"{r['longest_lock_wait_ms']} / {r['lock_waits_over_200ms']} |"
+        )
     text = "\n".join(lines)
     (args.out / f"latency_{args.creators}_{stamp}.md").write_text(text + "\n")
     print(text)

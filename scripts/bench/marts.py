@@ -32,11 +32,16 @@ sys.path.insert(0, str(ROOT / "scripts" / "bench"))
 
 from run import drop, recreate
 
-from creatorstays_infra import demo, settings
-from creatorstays_infra.marts import MART_MODELS
-from creatorstays_infra.migrations import Options, Runner, load_migrations
+from creatorstays_infra import settings
+from creatorstays_infra.ops import demo
+from creatorstays_infra.ops.marts import MART_MODELS
+from creatorstays_infra.ops.migrations import Options, Runner, load_migrations
 
-INCREMENTAL_MODELS = ("int_funnel_milestones_recorded", "int_creator_profile_views_daily", "int_creator_trust_tier_changes")
+INCREMENTAL_MODELS = (
+    "int_funnel_milestones_recorded",
+    "int_creator_profile_views_daily",
+    "int_creator_trust_tier_changes",
+)
 AS_OF = "2026-11-27 00:00:00"
 
 NEW_EVENTS = """
@@ -58,8 +63,14 @@ def cli(target, *args: str) -> tuple[float, dict]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env["DATABASE_URL"] = psycopg.conninfo.make_conninfo("", **target.effective())
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "creatorstays_infra", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "creatorstays_infra", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     seconds = time.monotonic() - t0
     if proc.returncode != 0:
         raise SystemExit(f"csinfra {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
@@ -79,16 +90,21 @@ def table_digests(target) -> dict[str, str]:
     digests = {}
     with target.connect(autocommit=True) as conn:
         for table in (*INCREMENTAL_MODELS, *MART_MODELS):
-            q = sql.SQL("select md5(coalesce(string_agg(md5(t::text), '' order by md5(t::text)), '')) from {} as t").format(
-                sql.Identifier(schema, table))
+            q = sql.SQL(
+                "select md5(coalesce(string_agg(md5(t::text), '' order by md5(t::text)), '')) from {} as t"
+            ).format(sql.Identifier(schema, table))
             digests[table] = conn.execute(q).fetchone()[0]
     return digests
 
 
 def counts(target) -> dict[str, int]:
     with target.connect(autocommit=True) as conn:
-        return {t: conn.execute(sql.SQL("select count(*) from {}").format(sql.Identifier("public", t))).fetchone()[0]
-                for t in ("creator_profiles", "offers", "collaborations", "analytics_events", "audit_logs")}
+        return {
+            t: conn.execute(
+                sql.SQL("select count(*) from {}").format(sql.Identifier("public", t))
+            ).fetchone()[0]
+            for t in ("creator_profiles", "offers", "collaborations", "analytics_events", "audit_logs")
+        }
 
 
 def main() -> None:
@@ -164,18 +180,24 @@ def main() -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (args.out / f"marts-{stamp}.json").write_text(json.dumps(report, indent=2))
     lines = [
-        (f"\n**Marts on {args.creators:,} creators, {before['offers']:,} offers, {before['analytics_events']:,} analytics "
-         f"events, {before['audit_logs']:,} audit rows**\n"),
-        "| build | wall s |", "|---|---:|",
+        (
+            f"\n**Marts on {args.creators:,} creators, {before['offers']:,} offers, {before['analytics_events']:,} analytics "
+            f"events, {before['audit_logs']:,} audit rows**\n"
+        ),
+        "| build | wall s |",
+        "|---|---:|",
         f"| full (all marts and upstream models, --full-refresh) | {full_s:.1f} |",
         f"| incremental after {new_events:,} new events (1%) | {inc_s:.1f} |",
         f"| full rebuild on the same data | {refull_s:.1f} |",
         f"| incremental + all data tests (`csinfra marts`) | {tests_s:.1f} |",
         "",
-        (f"incremental / full = {report['incremental_vs_full']}; incremental models and marts identical to a full "
-         f"refresh: {'yes' if not differing else 'NO: ' + ', '.join(differing)}"),
+        (
+            f"incremental / full = {report['incremental_vs_full']}; incremental models and marts identical to a full "
+            f"refresh: {'yes' if not differing else 'NO: ' + ', '.join(differing)}"
+        ),
         "",
-        "| model | full s | incremental s |", "|---|---:|---:|",
+        "| model | full s | incremental s |",
+        "|---|---:|---:|",
     ]
     for model in sorted(full_models, key=lambda m: -full_models[m]):
         lines.append(f"| {model} | {full_models[model]} | {inc_models.get(model, '')} |")

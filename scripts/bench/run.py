@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "python"))  # the independent oracle, for the row-by-row peer
 
 import oracle
-from creatorstays_infra import database, demo
-from creatorstays_infra.migrations import Options, Runner, load_migrations
+from creatorstays_infra.ops import database, demo
+from creatorstays_infra.ops.migrations import Options, Runner, load_migrations
 
 BENCH = ROOT / "scripts" / "bench"
 
@@ -48,7 +48,11 @@ def recreate(name: str, template: str | None = None) -> database.Target:
     with admin().connect(autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
         if template:
-            conn.execute(sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(template)))
+            conn.execute(
+                sql.SQL("create database {} template {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
         else:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     return admin().with_dbname(name)
@@ -75,14 +79,19 @@ def build_template(n: int, seed: int) -> str:
 def fingerprint(target: database.Target, creators_only: bool = False, first: int | None = None) -> dict:
     """md5 of every derived field; `first` limits the creators to the first N by id (a sampled peer)."""
     with target.connect(autocommit=True) as conn:
-        out = {"creators": conn.execute(
-            """select md5(string_agg(concat_ws('|', id, "trustTier", "readinessState", "readinessBlockers"::text,
+        out = {
+            "creators": conn.execute(
+                """select md5(string_agg(concat_ws('|', id, "trustTier", "readinessState", "readinessBlockers"::text,
                    "profileCompleteness", "firstOfferReceivedAt", "firstOfferRespondedAt", "firstCollabCompletedAt"), ',' order by id))
-               from (select * from creator_profiles order by id limit %s) as c""", (first,)).fetchone()[0]}
+               from (select * from creator_profiles order by id limit %s) as c""",
+                (first,),
+            ).fetchone()[0]
+        }
         if not creators_only:
             out["offers"] = conn.execute(
                 """select md5(string_agg(concat_ws('|', id, "totalValueCents", "isValid", "validationErrors"::text,
-                       "originalTermsSnapshot" is not null), ',' order by id)) from offers""").fetchone()[0]
+                       "originalTermsSnapshot" is not null), ',' order by id)) from offers"""
+            ).fetchone()[0]
     return out
 
 
@@ -90,7 +99,8 @@ def row_versions(target: database.Target) -> str:
     with target.connect(autocommit=True) as conn:
         return conn.execute(
             "select md5((select string_agg(xmin::text, ',' order by id) from creator_profiles) || "
-            "(select string_agg(xmin::text, ',' order by id) from offers))").fetchone()[0]
+            "(select string_agg(xmin::text, ',' order by id) from offers))"
+        ).fetchone()[0]
 
 
 def run_floor(target: database.Target) -> Measure:
@@ -103,7 +113,9 @@ def run_floor(target: database.Target) -> Measure:
             with conn.transaction():
                 written += conn.execute((BENCH / f"floor_{table}.sql").read_text()).rowcount
             parts[table] = round(time.monotonic() - t, 2)
-    return Measure("floor: one hand-written UPDATE per table", time.monotonic() - t0, written, {"per_table_s": parts})
+    return Measure(
+        "floor: one hand-written UPDATE per table", time.monotonic() - t0, written, {"per_table_s": parts}
+    )
 
 
 def run_cli(target: database.Target, *args: str) -> tuple[float, dict, int]:
@@ -111,8 +123,14 @@ def run_cli(target: database.Target, *args: str) -> tuple[float, dict, int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env["DATABASE_URL"] = psycopg.conninfo.make_conninfo("", **target.effective())
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "creatorstays_infra", "backfill", "--json", *args],
-                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "creatorstays_infra", "backfill", "--json", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     peaks = {"csinfra": 0, "dbt": 0}
     stop = threading.Event()
 
@@ -136,7 +154,11 @@ def run_cli(target: database.Target, *args: str) -> tuple[float, dict, int]:
     if proc.returncode != 0:
         raise SystemExit(f"csinfra backfill failed:\n{errs[-3000:]}")
     summary = json.loads(out)
-    return seconds, {"summary": summary, "peak_rss_mb": {k: round(v / 2**20) for k, v in peaks.items()}}, proc.returncode
+    return (
+        seconds,
+        {"summary": summary, "peak_rss_mb": {k: round(v / 2**20) for k, v in peaks.items()}},
+        proc.returncode,
+    )
 
 
 def run_ours(target: database.Target, label: str, *args: str) -> Measure:
@@ -145,10 +167,20 @@ def run_ours(target: database.Target, label: str, *args: str) -> Measure:
     written = sum(m["written"] + m["rewrittenAfterConcurrentChange"] for m in models.values())
     notes = {
         "peak_rss_mb": info["peak_rss_mb"],
-        "per_model": {k: {"s": m["seconds"], "written": m["written"], "audit": m["auditRows"], "derive_ms": m["deriveMs"],
-                          "batches": m["batches"], "left_locked": m["skippedStillLocked"],
-                          "rewritten_fresh": m["rewrittenAfterConcurrentChange"], "over_time": m["batchesOverTime"],
-                          "lock_timeouts": m["lockTimeouts"]} for k, m in models.items()},
+        "per_model": {
+            k: {
+                "s": m["seconds"],
+                "written": m["written"],
+                "audit": m["auditRows"],
+                "derive_ms": m["deriveMs"],
+                "batches": m["batches"],
+                "left_locked": m["skippedStillLocked"],
+                "rewritten_fresh": m["rewrittenAfterConcurrentChange"],
+                "over_time": m["batchesOverTime"],
+                "lock_timeouts": m["lockTimeouts"],
+            }
+            for k, m in models.items()
+        },
     }
     return Measure(label, seconds, written, notes)
 
@@ -184,10 +216,33 @@ PEER_UPDATE = """update creator_profiles set "trustTier" = %s, "readinessState" 
 
 def _peer_update(writer, row) -> None:
     (cid, dn, handle, bio, niches, deliv, fee, avatar, ig, tt, received, responded, completed) = row
-    s = oracle.creator({"displayName": dn, "handle": handle, "bio": bio, "niches": niches, "deliverables": deliv,
-                        "minimumFlatFee": fee, "avatarUrl": avatar, "instagramConnected": ig, "tiktokConnected": tt}, completed)
-    writer.execute(PEER_UPDATE, (s["trustTier"], s["readinessState"], psycopg.types.json.Jsonb(s["readinessBlockers"]),
-                                 s["profileCompleteness"], received, responded, completed, cid))
+    s = oracle.creator(
+        {
+            "displayName": dn,
+            "handle": handle,
+            "bio": bio,
+            "niches": niches,
+            "deliverables": deliv,
+            "minimumFlatFee": fee,
+            "avatarUrl": avatar,
+            "instagramConnected": ig,
+            "tiktokConnected": tt,
+        },
+        completed,
+    )
+    writer.execute(
+        PEER_UPDATE,
+        (
+            s["trustTier"],
+            s["readinessState"],
+            psycopg.types.json.Jsonb(s["readinessBlockers"]),
+            s["profileCompleteness"],
+            received,
+            responded,
+            completed,
+            cid,
+        ),
+    )
 
 
 def run_peer(target: database.Target, sample: int | None) -> Measure:
@@ -207,8 +262,12 @@ def run_peer(target: database.Target, sample: int | None) -> Measure:
             n += 1
     seconds = time.monotonic() - t0
     if n < total:
-        return Measure(f"peer: row-by-row loop, per creator one read and one UPDATE ({n:,} run, time extrapolated)",
-                       seconds * total / n, total, {"measured_s": round(seconds, 2), "measured_creators": n})
+        return Measure(
+            f"peer: row-by-row loop, per creator one read and one UPDATE ({n:,} run, time extrapolated)",
+            seconds * total / n,
+            total,
+            {"measured_s": round(seconds, 2), "measured_creators": n},
+        )
     return Measure("peer: row-by-row loop, per creator one read and one UPDATE", seconds, n)
 
 
@@ -216,7 +275,11 @@ def run_peer_streamed(target: database.Target) -> Measure:
     """A kinder peer: all creators read in one streamed query, still one UPDATE per creator."""
     t0 = time.monotonic()
     n = 0
-    with target.connect() as reader, target.connect(autocommit=True) as writer, reader.cursor(name="peer") as cur:
+    with (
+        target.connect() as reader,
+        target.connect(autocommit=True) as writer,
+        reader.cursor(name="peer") as cur,
+    ):
         cur.itersize = 2000
         cur.execute(PEER_COLUMNS_STREAMED)
         for row in cur:
@@ -232,7 +295,9 @@ def run_analytics_writer(target: database.Target, events: int = 200_000) -> list
     t0 = time.monotonic()
     with AnalyticsBatchWriter(target.connect(autocommit=True), batch_size=10_000) as writer:
         for i in range(events):
-            writer.add("host", f"h{i % 5000}", "profile_viewed", {"creatorProfileId": f"c{i}", "source": "search"})
+            writer.add(
+                "host", f"h{i % 5000}", "profile_viewed", {"creatorProfileId": f"c{i}", "source": "search"}
+            )
     batch_s = time.monotonic() - t0
     single = 5_000
     t0 = time.monotonic()
@@ -241,10 +306,18 @@ def run_analytics_writer(target: database.Target, events: int = 200_000) -> list
             log_profile_viewed(conn, f"h{i % 5000}", f"c{i}", "search")
     single_s = time.monotonic() - t0
     return [
-        Measure(f"analytics: AnalyticsBatchWriter (COPY), {events:,} events", batch_s, writer.written,
-                {"events_per_s": round(writer.written / batch_s)}),
-        Measure(f"analytics: log_analytics_event, one call per event, {single:,} events", single_s, single,
-                {"events_per_s": round(single / single_s)}),
+        Measure(
+            f"analytics: AnalyticsBatchWriter (COPY), {events:,} events",
+            batch_s,
+            writer.written,
+            {"events_per_s": round(writer.written / batch_s)},
+        ),
+        Measure(
+            f"analytics: log_analytics_event, one call per event, {single:,} events",
+            single_s,
+            single,
+            {"events_per_s": round(single / single_s)},
+        ),
     ]
 
 
@@ -281,19 +354,30 @@ def bench_size(n: int, seed: int, skip_peer: bool, peer_sample: int | None = Non
             print(f"  {floors[-1].variant}: {floors[-1].seconds:.1f} s", flush=True)
 
             target = recreate(run_db, tpl)
-            fulls.append(run_ours(target, "csinfra backfill --write-back-only: full (creators + offers, audit rows, summary)",
-                                  "--write-back-only"))
+            fulls.append(
+                run_ours(
+                    target,
+                    "csinfra backfill --write-back-only: full (creators + offers, audit rows, summary)",
+                    "--write-back-only",
+                )
+            )
             if i == 0:
                 prints["ours"] = fingerprint(target)
             print(f"  {fulls[-1].variant}: {fulls[-1].seconds:.1f} s", flush=True)
             versions = row_versions(target)
-            reruns.append(run_ours(target, "csinfra backfill --write-back-only: second run, no changes", "--write-back-only"))
+            reruns.append(
+                run_ours(
+                    target, "csinfra backfill --write-back-only: second run, no changes", "--write-back-only"
+                )
+            )
             reruns[-1].notes["row_versions_unchanged"] = row_versions(target) == versions
             print(f"  {reruns[-1].variant}: {reruns[-1].seconds:.1f} s", flush=True)
         results.extend(median_of(runs) for runs in (floors, fulls, reruns))
         results[2].notes["row_versions_unchanged"] = all(r.notes["row_versions_unchanged"] for r in reruns)
-        paired = {"full_vs_floor": [f.seconds / fl.seconds for f, fl in zip(fulls, floors, strict=True)],
-                  "rerun_vs_floor": [r.seconds / fl.seconds for r, fl in zip(reruns, floors, strict=True)]}
+        paired = {
+            "full_vs_floor": [f.seconds / fl.seconds for f, fl in zip(fulls, floors, strict=True)],
+            "rerun_vs_floor": [r.seconds / fl.seconds for r, fl in zip(reruns, floors, strict=True)],
+        }
 
         target = recreate(run_db, tpl)
         results.append(run_ours(target, "csinfra backfill --only creators", "--only", "creators"))
@@ -305,7 +389,9 @@ def bench_size(n: int, seed: int, skip_peer: bool, peer_sample: int | None = Non
             results.append(run_peer(target, peer_sample))
             sampled = results[-1].notes.get("measured_creators")
             prints["peer"] = fingerprint(target, creators_only=True, first=sampled)
-            prints["floor_peer_sample"] = prints["floor"] if sampled is None else floor_sample(tpl, run_db, sampled)
+            prints["floor_peer_sample"] = (
+                prints["floor"] if sampled is None else floor_sample(tpl, run_db, sampled)
+            )
             print(f"  {results[-1].variant}: {results[-1].seconds:.1f} s", flush=True)
             target = recreate(run_db, tpl)
             results.append(run_peer_streamed(target))
@@ -317,9 +403,15 @@ def bench_size(n: int, seed: int, skip_peer: bool, peer_sample: int | None = Non
     finally:
         drop(run_db)
         drop(tpl)
-    same = prints["floor"] == prints["ours"] and prints["ours_creators"]["creators"] == prints["floor"]["creators"]
-    peer_same = ("peer" not in prints or prints["peer"]["creators"] == prints["floor_peer_sample"]["creators"]) and (
-        "peer_streamed" not in prints or prints["peer_streamed"]["creators"] == prints["floor"]["creators"])
+    same = (
+        prints["floor"] == prints["ours"]
+        and prints["ours_creators"]["creators"] == prints["floor"]["creators"]
+    )
+    peer_same = (
+        "peer" not in prints or prints["peer"]["creators"] == prints["floor_peer_sample"]["creators"]
+    ) and (
+        "peer_streamed" not in prints or prints["peer_streamed"]["creators"] == prints["floor"]["creators"]
+    )
     floor = results[0].seconds
     full, rerun, creators_only = results[1], results[2], results[3]
     ratios = {
@@ -337,25 +429,35 @@ def bench_size(n: int, seed: int, skip_peer: bool, peer_sample: int | None = Non
         "identical_results": same,
         "peer_identical_creators": peer_same,
         "ratios": ratios,
-        "variants": [{"variant": m.variant, "seconds": round(m.seconds, 2), "rows_written": m.rows_written, **m.notes} for m in results],
+        "variants": [
+            {"variant": m.variant, "seconds": round(m.seconds, 2), "rows_written": m.rows_written, **m.notes}
+            for m in results
+        ],
     }
 
 
 def markdown(report: list[dict]) -> str:
     lines = []
     for r in report:
-        lines.append(f"\n**{r['creators']:,} creators** (≈{3 * r['creators']:,} offers; identical results across variants: "
-                     f"{'yes' if r['identical_results'] and r['peer_identical_creators'] else 'NO'})\n")
+        lines.append(
+            f"\n**{r['creators']:,} creators** (≈{3 * r['creators']:,} offers; identical results across variants: "
+            f"{'yes' if r['identical_results'] and r['peer_identical_creators'] else 'NO'})\n"
+        )
         lines.append("| variant | wall s | rows written | peak RSS csinfra / dbt MB | note |")
         lines.append("|---|---:|---:|---:|---|")
         for v in r["variants"]:
             rss = v.get("peak_rss_mb")
             rss_text = f"{rss['csinfra']} / {rss['dbt']}" if rss else ""
             written = v["rows_written"] if v["rows_written"] is not None else ""
-            note = f"{v['events_per_s']:,} events/s" if "events_per_s" in v else (
-                "row versions unchanged" if v.get("row_versions_unchanged") else "")
+            note = (
+                f"{v['events_per_s']:,} events/s"
+                if "events_per_s" in v
+                else ("row versions unchanged" if v.get("row_versions_unchanged") else "")
+            )
             if v.get("runs_s"):
-                note = "; ".join(x for x in (note, "median of " + ", ".join(f"{t:.1f}" for t in v["runs_s"])) if x)
+                note = "; ".join(
+                    x for x in (note, "median of " + ", ".join(f"{t:.1f}" for t in v["runs_s"])) if x
+                )
             lines.append(f"| {v['variant']} | {v['seconds']:.1f} | {written} | {rss_text} | {note} |")
         lines.append("")
         lines.append("ratios: " + ", ".join(f"{k} = {v}" for k, v in r["ratios"].items()))
@@ -366,17 +468,35 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--skip-peer", action="store_true", help="skip the row-by-row peers (slow at large sizes)")
-    ap.add_argument("--peer-sample", type=int, default=20_000,
-                    help="run the row-by-row peer on this many creators and extrapolate (0: all)")
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="run the floor, the full backfill and the no-change rerun this many times and report medians "
-                         "(at sizes up to --repeat-max-size; larger sizes run once)")
+    ap.add_argument(
+        "--skip-peer", action="store_true", help="skip the row-by-row peers (slow at large sizes)"
+    )
+    ap.add_argument(
+        "--peer-sample",
+        type=int,
+        default=20_000,
+        help="run the row-by-row peer on this many creators and extrapolate (0: all)",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="run the floor, the full backfill and the no-change rerun this many times and report medians "
+        "(at sizes up to --repeat-max-size; larger sizes run once)",
+    )
     ap.add_argument("--repeat-max-size", type=int, default=200_000)
     ap.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = ap.parse_args()
-    report = [bench_size(n, args.seed, args.skip_peer, args.peer_sample or None,
-                         args.repeat if n <= args.repeat_max_size else 1) for n in args.sizes]
+    report = [
+        bench_size(
+            n,
+            args.seed,
+            args.skip_peer,
+            args.peer_sample or None,
+            args.repeat if n <= args.repeat_max_size else 1,
+        )
+        for n in args.sizes
+    ]
     args.out.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (args.out / f"backfill-{stamp}.json").write_text(json.dumps(report, indent=2))

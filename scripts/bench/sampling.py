@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from creatorstays_infra import database
+from creatorstays_infra.ops import database
 
 
 class IntervalSampler(threading.Thread):
@@ -20,7 +20,9 @@ class IntervalSampler(threading.Thread):
         self.target = target
         self.period = period_seconds
         self.stop_event = threading.Event()
-        self._active: dict[Any, tuple[float, float, Any]] = {}  # key -> (first seen, last seen, latest detail)
+        self._active: dict[
+            Any, tuple[float, float, Any]
+        ] = {}  # key -> (first seen, last seen, latest detail)
 
     def sample(self, conn) -> dict[Any, Any]:
         raise NotImplementedError

@@ -34,15 +34,32 @@ import psycopg
 from psycopg import sql
 from sampling import IntervalSampler
 
-from creatorstays_infra import database, demo
-from creatorstays_infra.dbt import dbt_command, dbt_env
+from creatorstays_infra.ops import database, demo
+from creatorstays_infra.ops.dbt import dbt_command, dbt_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
-APP_TABLES = ("users", "host_profiles", "properties", "creator_profiles", "offers", "collaborations",
-              "audit_logs", "analytics_events", "_prisma_migrations")
-MODES = ("AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock", "ShareLock",
-         "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock")
+APP_TABLES = (
+    "users",
+    "host_profiles",
+    "properties",
+    "creator_profiles",
+    "offers",
+    "collaborations",
+    "audit_logs",
+    "analytics_events",
+    "_prisma_migrations",
+)
+MODES = (
+    "AccessShareLock",
+    "RowShareLock",
+    "RowExclusiveLock",
+    "ShareUpdateExclusiveLock",
+    "ShareLock",
+    "ShareRowExclusiveLock",
+    "ExclusiveLock",
+    "AccessExclusiveLock",
+)
 SAMPLE_SECONDS = 0.003
 
 
@@ -72,8 +89,11 @@ class LockSampler(IntervalSampler):
         self.longest: dict[tuple[str, str], float] = {}
 
     def sample(self, conn) -> dict:
-        return {(pid, rel, mode): None for pid, rel, mode, granted
-                in conn.execute(self.QUERY, (self.app_schema, list(APP_TABLES))) if granted}
+        return {
+            (pid, rel, mode): None
+            for pid, rel, mode, granted in conn.execute(self.QUERY, (self.app_schema, list(APP_TABLES)))
+            if granted
+        }
 
     def interval_closed(self, key: tuple, seconds: float, detail: None) -> None:
         _, rel, mode = key
@@ -95,7 +115,9 @@ def run_step(name: str, command: list[str], env: dict, target: database.Target) 
     sampler.stop_event.set()
     sampler.join()
     if result.returncode != 0:
-        raise SystemExit(f"{name} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise SystemExit(
+            f"{name} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     step = Step(name, seconds, sampler.summary(), result.stdout)
     print(f"  {name:<32} {seconds:7.1f} s   {strongest(step.locks)}", flush=True)
     return step
@@ -111,12 +133,16 @@ def strongest(locks: dict[str, dict[str, float]]) -> str:
     for table in APP_TABLES:
         if table in locks:
             modes = sorted(locks[table], key=MODES.index, reverse=True)
-            parts.append(f"{table}: " + ", ".join(f"{m.removesuffix('Lock')} {_held(locks[table][m])}" for m in modes))
+            parts.append(
+                f"{table}: " + ", ".join(f"{m.removesuffix('Lock')} {_held(locks[table][m])}" for m in modes)
+            )
     return "; ".join(parts) or "no lock seen"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--creators", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--no-events", action="store_true", help="leave audit_logs/analytics_events empty")
@@ -153,19 +179,35 @@ def main() -> None:
     steps.append(down)
     archive_id = re.search(r" as (r\w+); restore with", down.output).group(1)
     steps.append(run_step("csinfra migrate up (again)", [*cli, "migrate", "up"], env, target))
-    steps.append(run_step("csinfra migrate restore-archive", [*cli, "migrate", "restore-archive", archive_id], env, target))
+    steps.append(
+        run_step(
+            "csinfra migrate restore-archive", [*cli, "migrate", "restore-archive", archive_id], env, target
+        )
+    )
     steps.append(run_step("dbt run (after the round trip)", dbt_command(["run"]), dbt_environment, target))
     steps.append(run_step("dbt test (after the round trip)", dbt_command(["test"]), dbt_environment, target))
 
     args.out.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    record = {"creators": args.creators, "rows": summary.rows, "events": not args.no_events, "measuredAt": stamp,
-              "steps": [{"name": s.name, "seconds": round(s.seconds, 2),
-                         "locks": {t: {m: round(v, 3) for m, v in modes.items()} for t, modes in s.locks.items()}}
-                        for s in steps]}
+    record = {
+        "creators": args.creators,
+        "rows": summary.rows,
+        "events": not args.no_events,
+        "measuredAt": stamp,
+        "steps": [
+            {
+                "name": s.name,
+                "seconds": round(s.seconds, 2),
+                "locks": {t: {m: round(v, 3) for m, v in modes.items()} for t, modes in s.locks.items()},
+            }
+            for s in steps
+        ],
+    }
     (args.out / f"sequence_{args.creators}_{stamp}.json").write_text(json.dumps(record, indent=2))
-    lines = [f"| step ({args.creators:,} creators) | wall s | table locks held on the application's tables (longest hold) |",
-             "|---|---:|---|"]
+    lines = [
+        f"| step ({args.creators:,} creators) | wall s | table locks held on the application's tables (longest hold) |",
+        "|---|---:|---|",
+    ]
     lines += [f"| {s.name} | {s.seconds:.1f} | {strongest(s.locks)} |" for s in steps]
     (args.out / f"sequence_{args.creators}_{stamp}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

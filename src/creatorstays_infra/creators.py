@@ -87,51 +87,83 @@ def _apply(conn: psycopg.Connection, creator_profile_id: str, dbt_schema: str | 
     )
 
 
-def update_creator_readiness(conn: psycopg.Connection, creator_profile_id: str, *,
-                             dbt_schema: str | None = None) -> CreatorState:
+def update_creator_readiness(
+    conn: psycopg.Connection, creator_profile_id: str, *, dbt_schema: str | None = None
+) -> CreatorState:
     """After a profile save: readiness state, blockers, completeness and trust tier recomputed and stored."""
     return _apply(conn, _require_id(creator_profile_id), dbt_schema)
 
 
-def update_creator_trust(conn: psycopg.Connection, creator_profile_id: str, *,
-                         dbt_schema: str | None = None) -> CreatorState:
+def update_creator_trust(
+    conn: psycopg.Connection, creator_profile_id: str, *, dbt_schema: str | None = None
+) -> CreatorState:
     """Recompute the trust tier (with everything it depends on); a change is audited (system.trust_updated)."""
     return _apply(conn, _require_id(creator_profile_id), dbt_schema)
 
 
-def _mark(conn: psycopg.Connection, creator_profile_id: str, column: str, at: datetime | None,
-          dbt_schema: str | None, app_schema: str | None) -> CreatorState:
+def _mark(
+    conn: psycopg.Connection,
+    creator_profile_id: str,
+    column: str,
+    at: datetime | None,
+    dbt_schema: str | None,
+    app_schema: str | None,
+) -> CreatorState:
     """Derive the first-time moment from the data; when the data does not show it (yet), record `at` (default now).
 
     A stored first-time is never cleared and never moved later."""
     state = _apply(conn, _require_id(creator_profile_id), dbt_schema)
-    field = {"firstOfferReceivedAt": state.first_offer_received_at, "firstOfferRespondedAt": state.first_offer_responded_at,
-             "firstCollabCompletedAt": state.first_collab_completed_at}[column]
+    field = {
+        "firstOfferReceivedAt": state.first_offer_received_at,
+        "firstOfferRespondedAt": state.first_offer_responded_at,
+        "firstCollabCompletedAt": state.first_collab_completed_at,
+    }[column]
     if field is not None and (at is None or field <= at):
         return state
     conn.execute(
         sql.SQL(
             "update {} set {} = least({}, coalesce(%s::timestamp(3), (now() at time zone 'UTC')::timestamp(3))) where id = %s"
-        ).format(sql.Identifier(app_schema or settings.app_schema(), "creator_profiles"), sql.Identifier(column),
-                 sql.Identifier(column)),
+        ).format(
+            sql.Identifier(app_schema or settings.app_schema(), "creator_profiles"),
+            sql.Identifier(column),
+            sql.Identifier(column),
+        ),
         (at, creator_profile_id),
     )
     return _apply(conn, creator_profile_id, dbt_schema)
 
 
-def mark_first_offer_received(conn: psycopg.Connection, creator_profile_id: str, at: datetime | None = None, *,
-                              dbt_schema: str | None = None, app_schema: str | None = None) -> CreatorState:
+def mark_first_offer_received(
+    conn: psycopg.Connection,
+    creator_profile_id: str,
+    at: datetime | None = None,
+    *,
+    dbt_schema: str | None = None,
+    app_schema: str | None = None,
+) -> CreatorState:
     """After an offer is sent to the creator."""
     return _mark(conn, creator_profile_id, "firstOfferReceivedAt", at, dbt_schema, app_schema)
 
 
-def mark_first_offer_responded(conn: psycopg.Connection, creator_profile_id: str, at: datetime | None = None, *,
-                               dbt_schema: str | None = None, app_schema: str | None = None) -> CreatorState:
+def mark_first_offer_responded(
+    conn: psycopg.Connection,
+    creator_profile_id: str,
+    at: datetime | None = None,
+    *,
+    dbt_schema: str | None = None,
+    app_schema: str | None = None,
+) -> CreatorState:
     """After the creator accepts, declines or counters an offer."""
     return _mark(conn, creator_profile_id, "firstOfferRespondedAt", at, dbt_schema, app_schema)
 
 
-def mark_first_collab_completed(conn: psycopg.Connection, creator_profile_id: str, at: datetime | None = None, *,
-                                dbt_schema: str | None = None, app_schema: str | None = None) -> CreatorState:
+def mark_first_collab_completed(
+    conn: psycopg.Connection,
+    creator_profile_id: str,
+    at: datetime | None = None,
+    *,
+    dbt_schema: str | None = None,
+    app_schema: str | None = None,
+) -> CreatorState:
     """After a collaboration is completed: the creator becomes PROVEN (audited)."""
     return _mark(conn, creator_profile_id, "firstCollabCompletedAt", at, dbt_schema, app_schema)

@@ -31,15 +31,31 @@ from .timeouts import timeouts
 
 log = logging.getLogger("creatorstays_infra.events")
 
-AUDIT_ACTIONS = frozenset({
-    "offer.created", "offer.status_changed", "offer.expired", "offer.viewed",
-    "collab.started", "collab.completed", "collab.cancelled", "collab.status_changed",
-    "payment.initiated", "payment.completed", "payment.failed",
-})
+AUDIT_ACTIONS = frozenset(
+    {
+        "offer.created",
+        "offer.status_changed",
+        "offer.expired",
+        "offer.viewed",
+        "collab.started",
+        "collab.completed",
+        "collab.cancelled",
+        "collab.status_changed",
+        "payment.initiated",
+        "payment.completed",
+        "payment.failed",
+    }
+)
 AUDIT_PREFIXES = ("admin.", "system.")
 AUDIT_ACTOR_TYPES = ("user", "admin", "system", "cron")
 ANALYTICS_ACTOR_TYPES = ("creator", "host", "visitor", "system")
-ANALYTICS_EVENT_TYPES = ("offer_sent", "offer_responded", "collab_started", "collab_completed", "profile_viewed")
+ANALYTICS_EVENT_TYPES = (
+    "offer_sent",
+    "offer_responded",
+    "collab_started",
+    "collab_completed",
+    "profile_viewed",
+)
 OFFER_RESPONSES = ("accepted", "declined", "countered")
 MAX_METADATA_BYTES = 64 * 1024
 _NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -112,7 +128,10 @@ def _audit_action(action: Any) -> str:
         return action
     if action.startswith(AUDIT_PREFIXES) and _NAME.match(action):
         return action
-    raise ValidationError("action", f"unknown audit action {action!r} (known: {', '.join(sorted(AUDIT_ACTIONS))}, admin.*, system.*)")
+    raise ValidationError(
+        "action",
+        f"unknown audit action {action!r} (known: {', '.join(sorted(AUDIT_ACTIONS))}, admin.*, system.*)",
+    )
 
 
 # -- audit ----------------------------------------------------------------------------------------------
@@ -131,18 +150,31 @@ class AuditEntry:
     created_at: datetime
 
 
-def log_audit_event(conn: psycopg.Connection, action: str, actor_type: str, actor_id: str | None,
-                    target_type: str, target_id: str, metadata: Mapping[str, Any] | None = None, *,
-                    actor_email: str | None = None, ip_address: str | None = None, user_agent: str | None = None,
-                    app_schema: str | None = None, lock_timeout: str | None = None,
-                    statement_timeout: str | None = None) -> str:
+def log_audit_event(
+    conn: psycopg.Connection,
+    action: str,
+    actor_type: str,
+    actor_id: str | None,
+    target_type: str,
+    target_id: str,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    actor_email: str | None = None,
+    ip_address: str | None = None,
+    user_agent: str | None = None,
+    app_schema: str | None = None,
+    lock_timeout: str | None = None,
+    statement_timeout: str | None = None,
+) -> str:
     """Append one audit row (in the caller's transaction); returns its id. Raises ValidationError on bad
     input and lets any database error propagate: an audit write is never silently lost. `lock_timeout` /
     `statement_timeout` bound its wait (creatorstays_infra.timeouts): past them it raises LockNotAvailable /
     QueryCanceled, e.g. while a rollback archives the table."""
     action = _audit_action(action)
     if actor_type not in AUDIT_ACTOR_TYPES:
-        raise ValidationError("actor_type", f"unknown actor type {actor_type!r} (known: {', '.join(AUDIT_ACTOR_TYPES)})")
+        raise ValidationError(
+            "actor_type", f"unknown actor type {actor_type!r} (known: {', '.join(AUDIT_ACTOR_TYPES)})"
+        )
     actor_id = _actor_id(actor_type, actor_id)
     _text("target_type", target_type, max_len=100)
     _text("target_id", target_id)
@@ -158,7 +190,18 @@ def log_audit_event(conn: psycopg.Connection, action: str, actor_type: str, acto
                        "ipAddress", "userAgent", "createdAt")
                    values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, (now() at time zone 'UTC')::timestamp(3))"""
             ).format(sql.Identifier(app_schema or settings.app_schema(), "audit_logs")),
-            (audit_id, action, actor_type, actor_id, actor_email, target_type, target_id, Jsonb(meta), ip_address, user_agent),
+            (
+                audit_id,
+                action,
+                actor_type,
+                actor_id,
+                actor_email,
+                target_type,
+                target_id,
+                Jsonb(meta),
+                ip_address,
+                user_agent,
+            ),
         )
     return audit_id
 
@@ -187,24 +230,45 @@ def _prefixed(action: Any, prefix: str) -> str:
     return action
 
 
-def log_offer_event(conn: psycopg.Connection, action: str, offer_id: str, actor_type: str, actor_id: str | None,
-                    metadata: Mapping[str, Any] | None = None, **kwargs) -> str:
+def log_offer_event(
+    conn: psycopg.Connection,
+    action: str,
+    offer_id: str,
+    actor_type: str,
+    actor_id: str | None,
+    metadata: Mapping[str, Any] | None = None,
+    **kwargs,
+) -> str:
     """An `offer.*` audit row about one offer."""
     _require_prefix(action, "offer")
     _text("offer_id", offer_id)
     return log_audit_event(conn, action, actor_type, actor_id, "Offer", offer_id, metadata, **kwargs)
 
 
-def log_collab_event(conn: psycopg.Connection, action: str, collab_id: str, actor_type: str, actor_id: str | None,
-                     metadata: Mapping[str, Any] | None = None, **kwargs) -> str:
+def log_collab_event(
+    conn: psycopg.Connection,
+    action: str,
+    collab_id: str,
+    actor_type: str,
+    actor_id: str | None,
+    metadata: Mapping[str, Any] | None = None,
+    **kwargs,
+) -> str:
     """A `collab.*` audit row about one collaboration."""
     _require_prefix(action, "collab")
     _text("collab_id", collab_id)
     return log_audit_event(conn, action, actor_type, actor_id, "Collaboration", collab_id, metadata, **kwargs)
 
 
-def log_admin_action(conn: psycopg.Connection, action: str, admin_id: str, target_type: str, target_id: str,
-                     metadata: Mapping[str, Any] | None = None, **kwargs) -> str:
+def log_admin_action(
+    conn: psycopg.Connection,
+    action: str,
+    admin_id: str,
+    target_type: str,
+    target_id: str,
+    metadata: Mapping[str, Any] | None = None,
+    **kwargs,
+) -> str:
     """An `admin.*` audit row (e.g. admin.impersonate, admin.user_suspended, admin.offer_flagged); the prefix is
     added when missing (`"user_suspended"`). The admin's e-mail goes in `actor_email=`."""
     action = _prefixed(action, "admin")
@@ -212,13 +276,23 @@ def log_admin_action(conn: psycopg.Connection, action: str, admin_id: str, targe
     return log_audit_event(conn, action, "admin", admin_id, target_type, target_id, metadata, **kwargs)
 
 
-def log_system_event(conn: psycopg.Connection, action: str, target_type: str, target_id: str,
-                     metadata: Mapping[str, Any] | None = None, *, actor_type: str = "system", **kwargs) -> str:
+def log_system_event(
+    conn: psycopg.Connection,
+    action: str,
+    target_type: str,
+    target_id: str,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    actor_type: str = "system",
+    **kwargs,
+) -> str:
     """A `system.*` audit row written by the platform itself (actor type system, or cron for scheduled jobs)."""
     action = _prefixed(action, "system")
     if actor_type not in ("system", "cron"):
         raise ValidationError("actor_type", "must be system or cron for a system event")
-    return log_audit_event(conn, action, actor_type, SYSTEM_ACTOR_ID, target_type, target_id, metadata, **kwargs)
+    return log_audit_event(
+        conn, action, actor_type, SYSTEM_ACTOR_ID, target_type, target_id, metadata, **kwargs
+    )
 
 
 _AUDIT_COLUMNS = sql.SQL(
@@ -226,34 +300,52 @@ _AUDIT_COLUMNS = sql.SQL(
 )
 
 
-def _read(conn: psycopg.Connection, where: sql.Composable, params: tuple, limit: int, app_schema: str | None) -> list[AuditEntry]:
+def _read(
+    conn: psycopg.Connection, where: sql.Composable, params: tuple, limit: int, app_schema: str | None
+) -> list[AuditEntry]:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000:
         raise ValidationError("limit", "must be an integer from 1 to 10000")
     rows = conn.execute(
         sql.SQL('select {} from {} where {} order by "createdAt" desc, id desc limit %s').format(
-            _AUDIT_COLUMNS, sql.Identifier(app_schema or settings.app_schema(), "audit_logs"), where),
+            _AUDIT_COLUMNS, sql.Identifier(app_schema or settings.app_schema(), "audit_logs"), where
+        ),
         (*params, limit),
     ).fetchall()
     return [AuditEntry(*r) for r in rows]
 
 
-def get_audit_trail(conn: psycopg.Connection, target_type: str, target_id: str, limit: int = 100, *,
-                    app_schema: str | None = None) -> list[AuditEntry]:
+def get_audit_trail(
+    conn: psycopg.Connection,
+    target_type: str,
+    target_id: str,
+    limit: int = 100,
+    *,
+    app_schema: str | None = None,
+) -> list[AuditEntry]:
     """Everything that happened to one target, newest first (uses the (targetType, targetId) index)."""
     _text("target_type", target_type)
     _text("target_id", target_id)
-    return _read(conn, sql.SQL('"targetType" = %s and "targetId" = %s'), (target_type, target_id), limit, app_schema)
+    return _read(
+        conn, sql.SQL('"targetType" = %s and "targetId" = %s'), (target_type, target_id), limit, app_schema
+    )
 
 
-def get_actor_activity(conn: psycopg.Connection, actor_id: str, limit: int = 100, *,
-                       app_schema: str | None = None) -> list[AuditEntry]:
+def get_actor_activity(
+    conn: psycopg.Connection, actor_id: str, limit: int = 100, *, app_schema: str | None = None
+) -> list[AuditEntry]:
     """Everything one actor did, newest first (uses the actorId index)."""
     _text("actor_id", actor_id)
     return _read(conn, sql.SQL('"actorId" = %s'), (actor_id,), limit, app_schema)
 
 
-def get_recent_by_action(conn: psycopg.Connection, action: str, since: datetime | None = None, limit: int = 100, *,
-                         app_schema: str | None = None) -> list[AuditEntry]:
+def get_recent_by_action(
+    conn: psycopg.Connection,
+    action: str,
+    since: datetime | None = None,
+    limit: int = 100,
+    *,
+    app_schema: str | None = None,
+) -> list[AuditEntry]:
     """The latest rows of one action (e.g. admin.impersonate), optionally since a moment (UTC)."""
     _audit_action(action)
     if since is None:
@@ -292,15 +384,23 @@ class AnalyticsEvent:
     event_data_json: str = "{}"
 
     @classmethod
-    def build(cls, actor_type: Any, actor_id: Any, event_type: Any, event_data: Any = None, session_id: Any = None) -> AnalyticsEvent:
+    def build(
+        cls, actor_type: Any, actor_id: Any, event_type: Any, event_data: Any = None, session_id: Any = None
+    ) -> AnalyticsEvent:
         if actor_type not in ANALYTICS_ACTOR_TYPES:
-            raise ValidationError("actor_type", f"unknown analytics actor type {actor_type!r} (known: {', '.join(ANALYTICS_ACTOR_TYPES)})")
+            raise ValidationError(
+                "actor_type",
+                f"unknown analytics actor type {actor_type!r} (known: {', '.join(ANALYTICS_ACTOR_TYPES)})",
+            )
         _text("event_type", event_type, max_len=100)
         if not _EVENT_NAME.match(event_type):
             raise ValidationError("event_type", f"{event_type!r} is not a snake_case event name")
         if actor_type == "visitor" and actor_id is None:
-            raise ValidationError("actor_id", "is required (analytics_events.actorId is NOT NULL): pass the visitor's "
-                                              "anonymous id, e.g. its session id")
+            raise ValidationError(
+                "actor_id",
+                "is required (analytics_events.actorId is NOT NULL): pass the visitor's "
+                "anonymous id, e.g. its session id",
+            )
         actor_id = _actor_id(actor_type, actor_id)
         _text("session_id", session_id, required=False)
         data, text = _json_text("event_data", event_data)
@@ -314,23 +414,41 @@ def _failed(exc: BaseException, event_type: Any) -> None:
     log.warning("analytics event %r not written: %s", event_type, exc)
 
 
-def log_analytics_event(conn: psycopg.Connection, actor_type: str, actor_id: str | None, event_type: str,
-                        event_data: Mapping[str, Any] | None = None, session_id: str | None = None, *,
-                        app_schema: str | None = None, lock_timeout: str | None = None,
-                        statement_timeout: str | None = None) -> str | None:
+def log_analytics_event(
+    conn: psycopg.Connection,
+    actor_type: str,
+    actor_id: str | None,
+    event_type: str,
+    event_data: Mapping[str, Any] | None = None,
+    session_id: str | None = None,
+    *,
+    app_schema: str | None = None,
+    lock_timeout: str | None = None,
+    statement_timeout: str | None = None,
+) -> str | None:
     """Write one analytics event in a savepoint of the caller's transaction. Never raises: on any failure
     (bad input, database error, `lock_timeout` / `statement_timeout` exceeded) the caller's transaction is
     intact, the failure is logged and counted, and None is returned; otherwise the event's id."""
     try:
         event = AnalyticsEvent.build(actor_type, actor_id, event_type, event_data, session_id)
         event_id = new_id()
-        with conn.transaction(), timeouts(conn, lock_timeout=lock_timeout, statement_timeout=statement_timeout):
+        with (
+            conn.transaction(),
+            timeouts(conn, lock_timeout=lock_timeout, statement_timeout=statement_timeout),
+        ):
             conn.execute(
                 sql.SQL(
                     """insert into {} (id, "actorType", "actorId", "eventType", "eventData", "sessionId", "createdAt")
                        values (%s, %s, %s, %s, %s, %s, (now() at time zone 'UTC')::timestamp(3))"""
                 ).format(sql.Identifier(app_schema or settings.app_schema(), "analytics_events")),
-                (event_id, event.actor_type, event.actor_id, event.event_type, Jsonb(event.event_data), event.session_id),
+                (
+                    event_id,
+                    event.actor_type,
+                    event.actor_id,
+                    event.event_type,
+                    Jsonb(event.event_data),
+                    event.session_id,
+                ),
             )
         _count("written")
         return event_id
@@ -339,39 +457,98 @@ def log_analytics_event(conn: psycopg.Connection, actor_type: str, actor_id: str
         return None
 
 
-def log_offer_sent(conn, host_profile_id: str, offer_id: str, creator_profile_id: str, total_value_cents: int | None, **kw):
-    return log_analytics_event(conn, "host", host_profile_id, "offer_sent",
-                               {"offerId": offer_id, "creatorProfileId": creator_profile_id, "totalValueCents": total_value_cents}, **kw)
+def log_offer_sent(
+    conn, host_profile_id: str, offer_id: str, creator_profile_id: str, total_value_cents: int | None, **kw
+):
+    return log_analytics_event(
+        conn,
+        "host",
+        host_profile_id,
+        "offer_sent",
+        {"offerId": offer_id, "creatorProfileId": creator_profile_id, "totalValueCents": total_value_cents},
+        **kw,
+    )
 
 
-def log_offer_responded(conn, creator_profile_id: str, offer_id: str, response: str, host_profile_id: str, **kw):
+def log_offer_responded(
+    conn, creator_profile_id: str, offer_id: str, response: str, host_profile_id: str, **kw
+):
     if response not in OFFER_RESPONSES:
-        _failed(ValidationError("response", f"must be one of {', '.join(OFFER_RESPONSES)}, not {response!r}"), "offer_responded")
+        _failed(
+            ValidationError("response", f"must be one of {', '.join(OFFER_RESPONSES)}, not {response!r}"),
+            "offer_responded",
+        )
         return None
-    return log_analytics_event(conn, "creator", creator_profile_id, "offer_responded",
-                               {"offerId": offer_id, "response": response, "hostProfileId": host_profile_id}, **kw)
+    return log_analytics_event(
+        conn,
+        "creator",
+        creator_profile_id,
+        "offer_responded",
+        {"offerId": offer_id, "response": response, "hostProfileId": host_profile_id},
+        **kw,
+    )
 
 
-def log_collab_started(conn, collab_id: str, creator_profile_id: str, host_profile_id: str, total_value_cents: int | None, **kw):
+def log_collab_started(
+    conn, collab_id: str, creator_profile_id: str, host_profile_id: str, total_value_cents: int | None, **kw
+):
     """Two events, one for each side (SPEC section 8); returns both ids (None where a write failed)."""
-    creator = log_analytics_event(conn, "creator", creator_profile_id, "collab_started",
-                                  {"collabId": collab_id, "hostProfileId": host_profile_id,
-                                   "totalValueCents": total_value_cents, "role": "creator"}, **kw)
-    host = log_analytics_event(conn, "host", host_profile_id, "collab_started",
-                               {"collabId": collab_id, "creatorProfileId": creator_profile_id,
-                                "totalValueCents": total_value_cents, "role": "host"}, **kw)
+    creator = log_analytics_event(
+        conn,
+        "creator",
+        creator_profile_id,
+        "collab_started",
+        {
+            "collabId": collab_id,
+            "hostProfileId": host_profile_id,
+            "totalValueCents": total_value_cents,
+            "role": "creator",
+        },
+        **kw,
+    )
+    host = log_analytics_event(
+        conn,
+        "host",
+        host_profile_id,
+        "collab_started",
+        {
+            "collabId": collab_id,
+            "creatorProfileId": creator_profile_id,
+            "totalValueCents": total_value_cents,
+            "role": "host",
+        },
+        **kw,
+    )
     return creator, host
 
 
-def log_collab_completed(conn, collab_id: str, creator_profile_id: str, host_profile_id: str, total_value_cents: int | None, **kw):
-    return log_analytics_event(conn, "system", SYSTEM_ACTOR_ID, "collab_completed",
-                               {"collabId": collab_id, "creatorProfileId": creator_profile_id,
-                                "hostProfileId": host_profile_id, "totalValueCents": total_value_cents}, **kw)
+def log_collab_completed(
+    conn, collab_id: str, creator_profile_id: str, host_profile_id: str, total_value_cents: int | None, **kw
+):
+    return log_analytics_event(
+        conn,
+        "system",
+        SYSTEM_ACTOR_ID,
+        "collab_completed",
+        {
+            "collabId": collab_id,
+            "creatorProfileId": creator_profile_id,
+            "hostProfileId": host_profile_id,
+            "totalValueCents": total_value_cents,
+        },
+        **kw,
+    )
 
 
 def log_profile_viewed(conn, host_profile_id: str, creator_profile_id: str, source: str = "search", **kw):
-    return log_analytics_event(conn, "host", host_profile_id, "profile_viewed",
-                               {"creatorProfileId": creator_profile_id, "source": source}, **kw)
+    return log_analytics_event(
+        conn,
+        "host",
+        host_profile_id,
+        "profile_viewed",
+        {"creatorProfileId": creator_profile_id, "source": source},
+        **kw,
+    )
 
 
 class AnalyticsBatchWriter:
@@ -385,8 +562,14 @@ class AnalyticsBatchWriter:
     of events written; `close()` flushes and closes the connection.
     """
 
-    def __init__(self, conn: psycopg.Connection, batch_size: int = 10_000, *, app_schema: str | None = None,
-                 close_connection: bool = True):
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        batch_size: int = 10_000,
+        *,
+        app_schema: str | None = None,
+        close_connection: bool = True,
+    ):
         if batch_size < 1:
             raise ValidationError("batch_size", "must be at least 1")
         self.conn = conn
@@ -397,15 +580,24 @@ class AnalyticsBatchWriter:
         self.written = 0
         self.failed = 0
 
-    def add(self, actor_type: str, actor_id: str | None, event_type: str, event_data: Mapping[str, Any] | None = None,
-            session_id: str | None = None, created_at: datetime | None = None) -> bool:
+    def add(
+        self,
+        actor_type: str,
+        actor_id: str | None,
+        event_type: str,
+        event_data: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
+        created_at: datetime | None = None,
+    ) -> bool:
         try:
             e = AnalyticsEvent.build(actor_type, actor_id, event_type, event_data, session_id)
         except ValidationError as exc:
             self.failed += 1
             _failed(exc, event_type)
             return False
-        self._rows.append((new_id(), e.actor_type, e.actor_id, e.event_type, e.event_data_json, e.session_id, created_at))
+        self._rows.append(
+            (new_id(), e.actor_type, e.actor_id, e.event_type, e.event_data_json, e.session_id, created_at)
+        )
         if len(self._rows) >= self.batch_size:
             self.flush()
         return True
@@ -439,9 +631,12 @@ class AnalyticsBatchWriter:
             try:
                 with self.conn.transaction():
                     self.conn.execute(
-                        sql.SQL('insert into {} (id, "actorType", "actorId", "eventType", "eventData", "sessionId", "createdAt") '
-                                "values (%s, %s, %s, %s, %s::jsonb, %s, coalesce(%s, (now() at time zone 'UTC')::timestamp(3)))")
-                        .format(self.table), r)
+                        sql.SQL(
+                            'insert into {} (id, "actorType", "actorId", "eventType", "eventData", "sessionId", "createdAt") '
+                            "values (%s, %s, %s, %s, %s::jsonb, %s, coalesce(%s, (now() at time zone 'UTC')::timestamp(3)))"
+                        ).format(self.table),
+                        r,
+                    )
                 ok += 1
             except Exception as exc:  # noqa: BLE001
                 self.failed += 1

@@ -37,7 +37,14 @@ TERM_FIELDS = {
     "expires_in_days": "expiresInDays",
 }
 _CAMEL_TO_SNAKE = {v: k for k, v in TERM_FIELDS.items()}
-_INT_FIELDS = ("cash_cents", "stay_nights", "stay_value_cents", "traffic_bonus_threshold", "traffic_bonus_cents", "expires_in_days")
+_INT_FIELDS = (
+    "cash_cents",
+    "stay_nights",
+    "stay_value_cents",
+    "traffic_bonus_threshold",
+    "traffic_bonus_cents",
+    "expires_in_days",
+)
 
 
 def utc_now() -> datetime:
@@ -78,7 +85,9 @@ class OfferTerms:
             for key, value in terms.items():
                 name = _CAMEL_TO_SNAKE.get(key, key)
                 if name not in TERM_FIELDS:
-                    raise ValidationError(str(key), f"unknown offer term (known: {', '.join(TERM_FIELDS.values())})")
+                    raise ValidationError(
+                        str(key), f"unknown offer term (known: {', '.join(TERM_FIELDS.values())})"
+                    )
                 if name in values:
                     raise ValidationError(str(key), "given twice (snake_case and camelCase)")
                 values[name] = value
@@ -87,14 +96,19 @@ class OfferTerms:
         for name in _INT_FIELDS:
             v = values.get(name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-                raise ValidationError(name, f"must be an integer number of {'days' if name == 'expires_in_days' else 'cents' if 'cents' in name else 'units'}, not {type(v).__name__}")
+                raise ValidationError(
+                    name,
+                    f"must be an integer number of {'days' if name == 'expires_in_days' else 'cents' if 'cents' in name else 'units'}, not {type(v).__name__}",
+                )
             if v is not None and not INT32[0] <= v <= INT32[1]:
                 raise ValidationError(name, f"{v} does not fit a 32-bit INTEGER column")
         for name in ("offer_type", "requirements"):
             v = values.get(name)
             if v is not None and not isinstance(v, str):
                 raise ValidationError(name, f"must be text, not {type(v).__name__}")
-        if values.get("traffic_bonus_enabled") is not None and not isinstance(values["traffic_bonus_enabled"], bool):
+        if values.get("traffic_bonus_enabled") is not None and not isinstance(
+            values["traffic_bonus_enabled"], bool
+        ):
             raise ValidationError("traffic_bonus_enabled", "must be true or false")
         deliverables = values.get("deliverables")
         if deliverables is not None:
@@ -106,7 +120,9 @@ class OfferTerms:
             values["deliverables"] = tuple(deliverables)
         for name, v in values.items():
             if isinstance(v, str) and "\x00" in v:
-                raise ValidationError(name, "must not contain NUL characters (PostgreSQL text cannot hold them)")
+                raise ValidationError(
+                    name, "must not contain NUL characters (PostgreSQL text cannot hold them)"
+                )
         if any(isinstance(d, str) and "\x00" in d for d in values.get("deliverables") or ()):
             raise ValidationError("deliverables", "must not contain NUL characters")
         return cls(**values)
@@ -138,11 +154,16 @@ def validate_offer_terms(terms: OfferTerms | Mapping[str, Any]) -> OfferValidati
         ("min_cash_without_stay", not has_stay and cash < r.min_cash_without_stay_cents),
         ("max_deliverables", n_deliverables > r.max_deliverables),
         ("no_deliverables", n_deliverables == 0),
-        ("traffic_bonus_threshold", bonus and (t.traffic_bonus_threshold is None or t.traffic_bonus_threshold <= 0)),
+        (
+            "traffic_bonus_threshold",
+            bonus and (t.traffic_bonus_threshold is None or t.traffic_bonus_threshold <= 0),
+        ),
         ("traffic_bonus_amount", bonus and (t.traffic_bonus_cents is None or t.traffic_bonus_cents <= 0)),
     ]
     errors = [r.messages[code] for code, failed in checks if failed]
-    return OfferValidation(is_valid=not errors, errors=errors, total_value_cents=total, stay_value_cents=stay_value)
+    return OfferValidation(
+        is_valid=not errors, errors=errors, total_value_cents=total, stay_value_cents=stay_value
+    )
 
 
 @dataclass(frozen=True)
@@ -175,13 +196,17 @@ def clamp_expiry_days(days: int | None) -> int:
     return max(r.expiry_days_min, min(r.expiry_days_max, days))
 
 
-def prepare_offer_for_creation(terms: OfferTerms | Mapping[str, Any], now: datetime | None = None) -> PreparedOffer:
+def prepare_offer_for_creation(
+    terms: OfferTerms | Mapping[str, Any], now: datetime | None = None
+) -> PreparedOffer:
     """Everything Phase 1 stores with a new offer: the frozen terms snapshot, total value, validity,
     errors, an empty status history and the expiry (default 14 days, clamped to 3–30)."""
     t = OfferTerms.parse(terms)
     v = validate_offer_terms(t)
     if not INT32[0] <= v.total_value_cents <= INT32[1]:
-        raise ValidationError("total_value_cents", f"{v.total_value_cents} does not fit the INTEGER column totalValueCents")
+        raise ValidationError(
+            "total_value_cents", f"{v.total_value_cents} does not fit the INTEGER column totalValueCents"
+        )
     now = now or utc_now()
     snapshot = {
         "offerType": t.offer_type,
@@ -219,7 +244,12 @@ class StatusChange:
     history_length: int = field(default=0)
 
     def entry(self) -> dict:
-        e = {"fromStatus": self.from_status, "toStatus": self.to_status, "changedBy": self.changed_by, "changedAt": self.changed_at}
+        e = {
+            "fromStatus": self.from_status,
+            "toStatus": self.to_status,
+            "changedBy": self.changed_by,
+            "changedAt": self.changed_at,
+        }
         if self.reason is not None:
             e["reason"] = self.reason
         return e
@@ -251,9 +281,17 @@ def check_transition(from_status: str, to_status: str) -> None:
         )
 
 
-def record_offer_status_change(conn: psycopg.Connection, offer_id: str, from_status: str, to_status: str,
-                               changed_by: str, reason: str | None = None, *, at: datetime | None = None,
-                               app_schema: str | None = None) -> StatusChange:
+def record_offer_status_change(
+    conn: psycopg.Connection,
+    offer_id: str,
+    from_status: str,
+    to_status: str,
+    changed_by: str,
+    reason: str | None = None,
+    *,
+    at: datetime | None = None,
+    app_schema: str | None = None,
+) -> StatusChange:
     """Set the offer's status and append the change to statusHistory in ONE statement, only if the offer
     is still in `from_status` (compare-and-set): concurrent writers cannot both win, and a stale caller
     gets ConflictError. The caller owns the transaction."""
@@ -263,7 +301,9 @@ def record_offer_status_change(conn: psycopg.Connection, offer_id: str, from_sta
             raise ValidationError(name, f"must be a string, not {type(v).__name__}")
     r = load_rules().offer
     if changed_by not in r.changed_by:
-        raise ValidationError("changed_by", f"unknown actor {changed_by!r} (known: {', '.join(r.changed_by)})")
+        raise ValidationError(
+            "changed_by", f"unknown actor {changed_by!r} (known: {', '.join(r.changed_by)})"
+        )
     if reason is not None:
         _check_text("reason", reason)
     check_transition(from_status, to_status)
@@ -280,7 +320,9 @@ def record_offer_status_change(conn: psycopg.Connection, offer_id: str, from_sta
         {"to": to_status, "entry": json.dumps(change.entry()), "id": offer_id, "from": from_status},
     ).fetchone()
     if row is None:
-        current = conn.execute(sql.SQL("select status from {} where id = %s").format(table), (offer_id,)).fetchone()
+        current = conn.execute(
+            sql.SQL("select status from {} where id = %s").format(table), (offer_id,)
+        ).fetchone()
         if current is None:
             raise NotFoundError(f"offer_id {offer_id!r}: no such offer")
         raise ConflictError(
@@ -289,7 +331,9 @@ def record_offer_status_change(conn: psycopg.Connection, offer_id: str, from_sta
     return StatusChange(**{**change.__dict__, "history_length": row[0]})
 
 
-def expire_offers(conn: psycopg.Connection, now: datetime | None = None, *, app_schema: str | None = None) -> int:
+def expire_offers(
+    conn: psycopg.Connection, now: datetime | None = None, *, app_schema: str | None = None
+) -> int:
     """Expire every pending or countered offer past its expiresAt in one set-based statement: status,
     a status-history entry (changedBy system) and one `offer.expired` audit row per offer. Returns the count.
     Offers another transaction changes first (say, accepted) are left alone. The caller owns the transaction."""

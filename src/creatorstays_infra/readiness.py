@@ -19,19 +19,25 @@ from .rules import load_rules
 
 # The profile's fields, as the application's ORM names them (snake_case accepted too).
 PROFILE_FIELDS = {
-    "display_name": "displayName", "handle": "handle", "bio": "bio", "niches": "niches",
-    "deliverables": "deliverables", "minimum_flat_fee": "minimumFlatFee", "avatar_url": "avatarUrl",
-    "instagram_connected": "instagramConnected", "tiktok_connected": "tiktokConnected",
+    "display_name": "displayName",
+    "handle": "handle",
+    "bio": "bio",
+    "niches": "niches",
+    "deliverables": "deliverables",
+    "minimum_flat_fee": "minimumFlatFee",
+    "avatar_url": "avatarUrl",
+    "instagram_connected": "instagramConnected",
+    "tiktok_connected": "tiktokConnected",
     "first_collab_completed_at": "firstCollabCompletedAt",
 }
 
 
 @dataclass(frozen=True)
 class Readiness:
-    readiness_state: str          # READY | PENDING_OAUTH | INCOMPLETE
+    readiness_state: str  # READY | PENDING_OAUTH | INCOMPLETE
     readiness_blockers: list[str]  # codes, in the configured order
-    profile_completeness: float    # in [0, 1]
-    trust_tier: str                # PROVEN | VERIFIED | NEW
+    profile_completeness: float  # in [0, 1]
+    trust_tier: str  # PROVEN | VERIFIED | NEW
 
     @property
     def is_ready(self) -> bool:
@@ -73,7 +79,9 @@ def _filled_checks(profile: Mapping[str, Any]) -> dict[str, bool]:
 
     fee = _field(profile, "minimum_flat_fee")
     if fee is not None and (isinstance(fee, bool) or not isinstance(fee, int)):
-        raise ValidationError("minimumFlatFee", f"must be an integer number of cents or None, not {type(fee).__name__}")
+        raise ValidationError(
+            "minimumFlatFee", f"must be an integer number of cents or None, not {type(fee).__name__}"
+        )
     avatar = _text(profile, "avatar_url")
     return {
         "display_name": present("display_name"),
@@ -90,13 +98,18 @@ def _filled_checks(profile: Mapping[str, Any]) -> dict[str, bool]:
 def compute_readiness(profile: Mapping[str, Any]) -> Readiness:
     """Blockers, completeness, readiness and trust tier of one profile (a mapping of the ORM's fields)."""
     if not isinstance(profile, Mapping):
-        raise ValidationError("profile", f"must be a mapping of the profile's fields, not {type(profile).__name__}")
+        raise ValidationError(
+            "profile", f"must be a mapping of the profile's fields, not {type(profile).__name__}"
+        )
     creator = load_rules().creator
     filled = _filled_checks(profile)
     blockers = [b.code for b in creator.blockers if not filled[b.check]]
     total = sum(creator.completeness_weights.values())
-    completeness = 0.0 if total <= 0 else min(
-        1.0, sum(w for check, w in creator.completeness_weights.items() if filled[check]) / total)
+    completeness = (
+        0.0
+        if total <= 0
+        else min(1.0, sum(w for check, w in creator.completeness_weights.items() if filled[check]) / total)
+    )
     profile_done = all(filled[b.check] for b in creator.blockers if b.code != creator.oauth_blocker)
     state = "READY" if profile_done and filled["oauth"] else "PENDING_OAUTH" if profile_done else "INCOMPLETE"
     if _field(profile, "first_collab_completed_at") is not None:
@@ -105,8 +118,9 @@ def compute_readiness(profile: Mapping[str, Any]) -> Readiness:
         tier = "VERIFIED"
     else:
         tier = "NEW"
-    return Readiness(readiness_state=state, readiness_blockers=blockers, profile_completeness=completeness,
-                     trust_tier=tier)
+    return Readiness(
+        readiness_state=state, readiness_blockers=blockers, profile_completeness=completeness, trust_tier=tier
+    )
 
 
 def blocker_messages(codes: Sequence[str]) -> list[str]:

@@ -79,10 +79,14 @@ def parse_rules(raw: dict) -> Rules:
             changed_by=tuple(_require(offer, "changed_by", "offer")),
         ),
         creator=CreatorRules(
-            blockers=tuple(Blocker(code=str(b["code"]), check=str(b["check"]), message=str(b["message"]))
-                           for b in _require(creator, "blockers", "creator")),
+            blockers=tuple(
+                Blocker(code=str(b["code"]), check=str(b["check"]), message=str(b["message"]))
+                for b in _require(creator, "blockers", "creator")
+            ),
             oauth_blocker=str(_require(creator, "oauth_blocker", "creator")),
-            completeness_weights={str(k): float(v) for k, v in _require(creator, "completeness_weights", "creator").items()},
+            completeness_weights={
+                str(k): float(v) for k, v in _require(creator, "completeness_weights", "creator").items()
+            },
             verified_min_completeness=float(_require(creator, "verified_min_completeness", "creator")),
         ),
         blocker_messages={b["code"]: b["message"] for b in _require(creator, "blockers", "creator")},
@@ -96,7 +100,9 @@ def load_rules(path: Path | None = None) -> Rules:
     try:
         project = yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise ConfigurationError(f"cannot read the rules from {path}: {exc.strerror} (set CSINFRA_PROJECT_DIR)") from None
+        raise ConfigurationError(
+            f"cannot read the rules from {path}: {exc.strerror} (set CSINFRA_PROJECT_DIR)"
+        ) from None
     raw = (project.get("vars") or {}).get("csinfra_rules")
     if not isinstance(raw, dict):
         raise ConfigurationError(f"{path} has no vars.csinfra_rules block")

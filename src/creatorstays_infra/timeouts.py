@@ -34,13 +34,19 @@ def _checked(name: str, value: str | None) -> str | None:
 
 
 @contextlib.contextmanager
-def timeouts(conn: psycopg.Connection, *, lock_timeout: str | None = None,
-             statement_timeout: str | None = None) -> Iterator[None]:
+def timeouts(
+    conn: psycopg.Connection, *, lock_timeout: str | None = None, statement_timeout: str | None = None
+) -> Iterator[None]:
     """Set lock_timeout / statement_timeout (durations like '2s', '500ms') for the block, then restore them.
     None leaves a setting as it is. A bad value raises ValidationError naming it, before anything runs."""
-    wanted = {name: value for name, value in (("lock_timeout", _checked("lock_timeout", lock_timeout)),
-                                              ("statement_timeout", _checked("statement_timeout", statement_timeout)))
-              if value is not None}
+    wanted = {
+        name: value
+        for name, value in (
+            ("lock_timeout", _checked("lock_timeout", lock_timeout)),
+            ("statement_timeout", _checked("statement_timeout", statement_timeout)),
+        )
+        if value is not None
+    }
     if not wanted:
         yield
         return

@@ -15,9 +15,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from creatorstays_infra import database, demo, embedded, grants
-from creatorstays_infra.dbt import run_dbt
-from creatorstays_infra.migrations import Options, Runner, load_migrations
+from creatorstays_infra.ops import database, demo, embedded, grants
+from creatorstays_infra.ops.dbt import run_dbt
+from creatorstays_infra.ops.migrations import Options, Runner, load_migrations
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_CREATORS = int(os.environ.get("CSINFRA_TEST_CREATORS", "300"))
@@ -55,7 +55,9 @@ class Db:
         env.update(extra)
         return env
 
-    def cli(self, *args: str, check: bool = False, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    def cli(
+        self, *args: str, check: bool = False, env: dict | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess:
         """Run `csinfra` against this database in a separate process (as a user would)."""
         result = subprocess.run(
             [sys.executable, "-m", "creatorstays_infra", *args],
@@ -67,7 +69,9 @@ class Db:
             cwd=ROOT,
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"csinfra {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"csinfra {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def dump_schema(self, schema: str = "public") -> str:
@@ -75,13 +79,26 @@ class Db:
         env = dict(os.environ)
         env.update(self.target.libpq_env())
         result = subprocess.run(
-            [embedded.pg_tool("pg_dump"), "--schema-only", "--no-owner", "--no-privileges", f"--schema={schema}"],
-            env=env, capture_output=True, text=True, check=True,
+            [
+                embedded.pg_tool("pg_dump"),
+                "--schema-only",
+                "--no-owner",
+                "--no-privileges",
+                f"--schema={schema}",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         # pg_dump 17+ prints a random \restrict key per run; it is not part of the schema
-        return "\n".join(ln for ln in result.stdout.splitlines() if not ln.startswith(("\\restrict", "\\unrestrict")))
+        return "\n".join(
+            ln for ln in result.stdout.splitlines() if not ln.startswith(("\\restrict", "\\unrestrict"))
+        )
 
-    def dbt(self, *args: str, vars_: dict | None = None, app_schema: str = "public", env: dict | None = None) -> str:
+    def dbt(
+        self, *args: str, vars_: dict | None = None, app_schema: str = "public", env: dict | None = None
+    ) -> str:
         """Run dbt against this database; returns its log, raises with it on failure."""
         log = ROOT / "target" / f"pytest_dbt_{self.name}.log"
         log.parent.mkdir(exist_ok=True)
@@ -109,8 +126,11 @@ def server() -> database.Target:
         for kind, role in ROLES.items():
             password = secrets.token_urlsafe(18)
             exists = conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone()
-            conn.execute(sql.SQL("{} role {} login nosuperuser nocreatedb nocreaterole password {}").format(
-                sql.SQL("alter" if exists else "create"), sql.Identifier(role), sql.Literal(password)))
+            conn.execute(
+                sql.SQL("{} role {} login nosuperuser nocreatedb nocreaterole password {}").format(
+                    sql.SQL("alter" if exists else "create"), sql.Identifier(role), sql.Literal(password)
+                )
+            )
             ROLE_PASSWORDS[kind] = password
     return target
 
@@ -118,7 +138,9 @@ def server() -> database.Target:
 def _create_db(server: database.Target, name: str, template: str | None = None) -> Db:
     """A database owned by the migration owner (as the application's database is)."""
     with server.connect(autocommit=True) as conn:
-        query = sql.SQL("create database {} owner {}").format(sql.Identifier(name), sql.Identifier(ROLES["owner"]))
+        query = sql.SQL("create database {} owner {}").format(
+            sql.Identifier(name), sql.Identifier(ROLES["owner"])
+        )
         if template:
             query = query + sql.SQL(" template {}").format(sql.Identifier(template))
         conn.execute(query)
@@ -129,9 +151,14 @@ def _grant_like_the_application(db: Db) -> None:
     """What the application team's setup gives its role: DML on every table of its schema, now and later."""
     app = sql.Identifier(ROLES["app"])
     with db.as_role("owner").connect() as conn:
-        conn.execute(sql.SQL("grant select, insert, update, delete on all tables in schema public to {}").format(app))
-        conn.execute(sql.SQL("alter default privileges in schema public grant select, insert, update, delete on tables to {}")
-                     .format(app))
+        conn.execute(
+            sql.SQL("grant select, insert, update, delete on all tables in schema public to {}").format(app)
+        )
+        conn.execute(
+            sql.SQL(
+                "alter default privileges in schema public grant select, insert, update, delete on tables to {}"
+            ).format(app)
+        )
 
 
 def _grant_least_privilege(db: Db) -> None:
@@ -176,7 +203,9 @@ def template_built(server, template_applied):
     """Phase 1 applied and backfilled: dbt's views and rule functions exist, drift is 0."""
     name = f"csinfra_tpl_built_{uuid.uuid4().hex[:8]}"
     db = _create_db(server, name, template=template_applied)
-    db.as_role("owner").dbt("run", env=ROLE_ENV)  # every model: the views, the rule functions and the backfill
+    db.as_role("owner").dbt(
+        "run", env=ROLE_ENV
+    )  # every model: the views, the rule functions and the backfill
     _grant_least_privilege(db)
     yield name
     _drop_db(server, name)

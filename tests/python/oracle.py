@@ -19,10 +19,24 @@ def empty(xs: list | None) -> bool:
 
 
 # SPEC section 4: the blockers in display order and the messages a dashboard shows.
-BLOCKER_CODES = ["missing_display_name", "missing_handle", "missing_bio", "missing_niches", "missing_deliverables",
-                 "missing_minimum_rate", "no_social_connected"]
-BLOCKER_MESSAGES = ["Add your display name", "Set your handle", "Write a bio", "Select at least one niche",
-                    "Define your deliverables", "Set your minimum rate", "Connect Instagram or TikTok"]
+BLOCKER_CODES = [
+    "missing_display_name",
+    "missing_handle",
+    "missing_bio",
+    "missing_niches",
+    "missing_deliverables",
+    "missing_minimum_rate",
+    "no_social_connected",
+]
+BLOCKER_MESSAGES = [
+    "Add your display name",
+    "Set your handle",
+    "Write a bio",
+    "Select at least one niche",
+    "Define your deliverables",
+    "Set your minimum rate",
+    "Connect Instagram or TikTok",
+]
 
 
 def creator(p: dict, first_collab_completed_at: datetime | None) -> dict:
@@ -39,13 +53,25 @@ def creator(p: dict, first_collab_completed_at: datetime | None) -> dict:
         "oauth": oauth,
     }
     codes = [
-        ("missing_display_name", "display_name"), ("missing_handle", "handle"), ("missing_bio", "bio"),
-        ("missing_niches", "niches"), ("missing_deliverables", "deliverables"),
-        ("missing_minimum_rate", "minimum_rate"), ("no_social_connected", "oauth"),
+        ("missing_display_name", "display_name"),
+        ("missing_handle", "handle"),
+        ("missing_bio", "bio"),
+        ("missing_niches", "niches"),
+        ("missing_deliverables", "deliverables"),
+        ("missing_minimum_rate", "minimum_rate"),
+        ("no_social_connected", "oauth"),
     ]
     blockers = [code for code, check in codes if not filled[check]]
-    weights = {"display_name": 1, "handle": 1, "bio": 1, "niches": 1, "deliverables": 1, "minimum_rate": 1,
-               "avatar": 0.5, "oauth": 1.5}
+    weights = {
+        "display_name": 1,
+        "handle": 1,
+        "bio": 1,
+        "niches": 1,
+        "deliverables": 1,
+        "minimum_rate": 1,
+        "avatar": 0.5,
+        "oauth": 1.5,
+    }
     completeness = min(1.0, sum(w for k, w in weights.items() if filled[k]) / 8)
     profile_blockers = [b for b in blockers if b != "no_social_connected"]
     if not profile_blockers and oauth:
@@ -60,8 +86,12 @@ def creator(p: dict, first_collab_completed_at: datetime | None) -> dict:
         tier = "VERIFIED"
     else:
         tier = "NEW"
-    return {"trustTier": tier, "readinessState": readiness, "readinessBlockers": blockers,
-            "profileCompleteness": completeness}
+    return {
+        "trustTier": tier,
+        "readinessState": readiness,
+        "readinessBlockers": blockers,
+        "profileCompleteness": completeness,
+    }
 
 
 def earliest(*values: datetime | None) -> datetime | None:
@@ -81,7 +111,13 @@ MESSAGES = [
 
 def js_or(left, right):
     """JavaScript's `left || right`."""
-    falsy = left is None or left is False or left == 0 or left == "" or (isinstance(left, float) and math.isnan(left))
+    falsy = (
+        left is None
+        or left is False
+        or left == 0
+        or left == ""
+        or (isinstance(left, float) and math.isnan(left))
+    )
     return right if falsy else left
 
 

@@ -36,10 +36,19 @@ def run(db_url: str, *args: str, check: bool = True, timeout: float = 120) -> su
     """`prisma <args>` with DATABASE_URL set to the test database (a postgresql:// URL)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env.update(DATABASE_URL=db_url, PRISMA_HIDE_UPDATE_MESSAGE="1", CHECKPOINT_DISABLE="1", NO_COLOR="1")
-    result = subprocess.run([prisma_bin(), *args, "--config", str(CONFIG)], cwd=PRISMA_DIR, env=env,
-                            capture_output=True, text=True, timeout=timeout, check=False)
+    result = subprocess.run(
+        [prisma_bin(), *args, "--config", str(CONFIG)],
+        cwd=PRISMA_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"prisma {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"prisma {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -61,14 +70,29 @@ def pull(db, tmp_path: Path) -> Path:
 
 def diff(from_schema: Path, to_schema: Path, db) -> subprocess.CompletedProcess:
     """`prisma migrate diff --exit-code` between two datamodels: exit 0 when the schemas agree, 2 when not."""
-    return run(url(db), "migrate", "diff", "--from-schema-datamodel", str(from_schema),
-               "--to-schema-datamodel", str(to_schema), "--script", "--exit-code", check=False)
+    return run(
+        url(db),
+        "migrate",
+        "diff",
+        "--from-schema-datamodel",
+        str(from_schema),
+        "--to-schema-datamodel",
+        str(to_schema),
+        "--script",
+        "--exit-code",
+        check=False,
+    )
 
 
 def earlier_migrations(db) -> list[str]:
     with psycopg.connect(db.url) as conn:
-        return [r[0] for r in conn.execute(
-            "select migration_name from _prisma_migrations where migration_name <> %s order by migration_name", (MIGRATION,))]
+        return [
+            r[0]
+            for r in conn.execute(
+                "select migration_name from _prisma_migrations where migration_name <> %s order by migration_name",
+                (MIGRATION,),
+            )
+        ]
 
 
 def app_repository(tmp_path: Path, db, phase1_file: bytes | None = None) -> Path:
@@ -85,7 +109,9 @@ def app_repository(tmp_path: Path, db, phase1_file: bytes | None = None) -> Path
         (migrations / name).mkdir()
         (migrations / name / "migration.sql").write_text(f"-- {name}: applied before Phase 1\n")
     (migrations / MIGRATION).mkdir()
-    (migrations / MIGRATION / "migration.sql").write_bytes(phase1_file if phase1_file is not None else MIGRATION_SQL.read_bytes())
+    (migrations / MIGRATION / "migration.sql").write_bytes(
+        phase1_file if phase1_file is not None else MIGRATION_SQL.read_bytes()
+    )
     return repo / "schema.prisma"
 
 

@@ -34,7 +34,8 @@ def columns_of(db, schema: str = "public") -> dict[str, set[str]]:
         rows = conn.execute(
             """select c.relname, a.attname from pg_attribute a join pg_class c on c.oid = a.attrelid
                where c.relnamespace = %s::regnamespace and c.relkind = 'r' and a.attnum > 0 and not a.attisdropped""",
-            (schema,)).fetchall()
+            (schema,),
+        ).fetchall()
     out: dict[str, set[str]] = {}
     for table, column in rows:
         out.setdefault(table, set()).add(column)
@@ -58,10 +59,15 @@ def test_the_file_is_the_application_schema_as_the_spec_describes_it():
     """A guard against editing the vendored file: the columns SPEC section 2 names are there, and the
     column the last round invented is not."""
     text = APP_SCHEMA_SQL.read_text()
-    users = text[text.index('CREATE TABLE "users"'):text.index(");", text.index('CREATE TABLE "users"'))]
+    users = text[text.index('CREATE TABLE "users"') : text.index(");", text.index('CREATE TABLE "users"'))]
     assert '"role"' not in users and '"email" TEXT NOT NULL' in users
-    for column in ('"cashCents" INTEGER NOT NULL DEFAULT 0', '"tiktokRefreshToken" TEXT', '"minimumFlatFee" INTEGER',
-                   '"completedAt" TIMESTAMP(3)', '"propertyId" TEXT NOT NULL'):
+    for column in (
+        '"cashCents" INTEGER NOT NULL DEFAULT 0',
+        '"tiktokRefreshToken" TEXT',
+        '"minimumFlatFee" INTEGER',
+        '"completedAt" TIMESTAMP(3)',
+        '"propertyId" TEXT NOT NULL',
+    ):
         assert column in text
 
 
@@ -70,7 +76,9 @@ def test_every_declared_column_exists_in_the_application_schema_or_phase1(applie
     from test_orm_ledger import COLUMNS as PHASE1_COLUMNS  # SPEC section 3, written out by hand
 
     actual = columns_of(applied_db)
-    missing = [f"{t}.{c}" for t, cols in declared_columns().items() for c in cols if c not in actual.get(t, set())]
+    missing = [
+        f"{t}.{c}" for t, cols in declared_columns().items() for c in cols if c not in actual.get(t, set())
+    ]
     assert missing == []
     # what is declared but not in the application's own file is Phase 1's, nothing else
     with empty_db.connect() as conn:
@@ -93,11 +101,16 @@ def test_the_models_read_no_column_the_sources_do_not_declare(applied_db):
                 conn.execute(sql.SQL("drop table {} cascade").format(sql.Identifier(table)))
                 continue
             for column in sorted(columns - set(declared[table])):
-                conn.execute(sql.SQL("alter table {} drop column {} cascade").format(sql.Identifier(table), sql.Identifier(column)))
+                conn.execute(
+                    sql.SQL("alter table {} drop column {} cascade").format(
+                        sql.Identifier(table), sql.Identifier(column)
+                    )
+                )
         conn.commit()
     remaining = columns_of(applied_db)
     assert {t: sorted(c) for t, c in remaining.items() if t != "_prisma_migrations"} == {
-        t: sorted(c) for t, c in declared.items()}
+        t: sorted(c) for t, c in declared.items()
+    }
     applied_db.dbt("build")
     result = applied_db.cli("verify", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -111,7 +124,11 @@ def test_a_model_reading_an_undeclared_column_is_caught(applied_db, tmp_path):
         conn.execute("alter table users drop column email cascade")
         conn.commit()
     try:
-        model.write_text(original.replace('"lastLoginAt" as last_login_at,', '"lastLoginAt" as last_login_at,\n        email,'))
+        model.write_text(
+            original.replace(
+                '"lastLoginAt" as last_login_at,', '"lastLoginAt" as last_login_at,\n        email,'
+            )
+        )
         with pytest.raises(AssertionError, match='column "email" does not exist'):
             applied_db.dbt("run", "--select", "stg_app__users")
     finally:
@@ -122,9 +139,11 @@ def test_a_model_reading_an_undeclared_column_is_caught(applied_db, tmp_path):
 PINNING_CHANGES = {
     "drop a column the pipeline does not read": ['alter table creator_profiles drop column "youtubeUrl"'],
     "drop a column the pipeline reads": ['alter table collaborations drop column "completedAt"'],
-    "retype columns the pipeline reads": ['alter table offers alter column "cashCents" type bigint',
-                                           'alter table creator_profiles alter column "minimumFlatFee" type bigint',
-                                           'alter table offers alter column "requirements" type varchar(5000)'],
+    "retype columns the pipeline reads": [
+        'alter table offers alter column "cashCents" type bigint',
+        'alter table creator_profiles alter column "minimumFlatFee" type bigint',
+        'alter table offers alter column "requirements" type varchar(5000)',
+    ],
     "rename a table": ["alter table offers rename to offers_renamed"],
     "rename a column": ['alter table creator_profiles rename column "bio" to "about"'],
     "drop Phase 1's tables": ["drop table audit_logs", "drop table analytics_events"],
@@ -138,7 +157,9 @@ def test_the_application_can_change_its_tables_with_every_pipeline_object_in_pla
     with marts_db.connect() as conn:
         conn.execute("set lock_timeout = '5s'")
         for statement in PINNING_CHANGES[change]:
-            conn.execute(statement)  # "cannot drop/alter … because other objects depend on it" would raise here
+            conn.execute(
+                statement
+            )  # "cannot drop/alter … because other objects depend on it" would raise here
         conn.rollback()
 
 
@@ -146,12 +167,20 @@ def test_the_pinning_check_bites_on_a_plain_view(marts_db):
     """The check above, shown failing: with one ordinary view over the same columns (what staging used to
     be), the drops and retypes are refused. (Renames never are: PostgreSQL views follow a rename.)"""
     with marts_db.connect() as conn:
-        conn.execute('create view public.plain_view as select c."youtubeUrl", c."minimumFlatFee", o."cashCents", '
-                     'o.requirements, k."completedAt", a.id from creator_profiles c, offers o, collaborations k, audit_logs a')
+        conn.execute(
+            'create view public.plain_view as select c."youtubeUrl", c."minimumFlatFee", o."cashCents", '
+            'o.requirements, k."completedAt", a.id from creator_profiles c, offers o, collaborations k, audit_logs a'
+        )
         conn.commit()
-        for change in ("drop a column the pipeline does not read", "drop a column the pipeline reads",
-                       "retype columns the pipeline reads", "drop Phase 1's tables"):
-            with pytest.raises((psycopg.errors.DependentObjectsStillExist, psycopg.errors.FeatureNotSupported)):
+        for change in (
+            "drop a column the pipeline does not read",
+            "drop a column the pipeline reads",
+            "retype columns the pipeline reads",
+            "drop Phase 1's tables",
+        ):
+            with pytest.raises(
+                (psycopg.errors.DependentObjectsStillExist, psycopg.errors.FeatureNotSupported)
+            ):
                 conn.execute(PINNING_CHANGES[change][0])
             conn.rollback()
 
@@ -165,8 +194,11 @@ def test_after_a_retype_the_pipeline_works_and_after_a_rename_it_names_what_is_m
     assert built_db.scalar("select count(*) from csinfra.int_offers_validated") > 0
     built_db.dbt("run")
     assert built_db.cli("verify").returncode == 0
-    assert built_db.scalar("""select format_type(atttypid, atttypmod) from pg_attribute
-                              where attrelid = 'csinfra.stg_app__offers'::regclass and attname = 'cash_cents'""") == "bigint"
+    assert (
+        built_db.scalar("""select format_type(atttypid, atttypmod) from pg_attribute
+                              where attrelid = 'csinfra.stg_app__offers'::regclass and attname = 'cash_cents'""")
+        == "bigint"
+    )
     with built_db.connect() as conn:
         conn.execute('alter table creator_profiles rename column "bio" to "about"')
         conn.execute("alter table collaborations rename to collabs")
@@ -174,14 +206,23 @@ def test_after_a_retype_the_pipeline_works_and_after_a_rename_it_names_what_is_m
     with pytest.raises(AssertionError) as failure:
         built_db.dbt("run")
     lines = [ln.strip() for ln in str(failure.value).splitlines() if "lacks what the models read" in ln]
-    assert lines == [("the application's schema lacks what the models read: column public.creator_profiles.bio, "
-                      "table public.collaborations is missing (has the application changed its schema? "
-                      "is the app_schema var right?)")]
+    assert lines == [
+        (
+            "the application's schema lacks what the models read: column public.creator_profiles.bio, "
+            "table public.collaborations is missing (has the application changed its schema? "
+            "is the app_schema var right?)"
+        )
+    ]
     backfill = built_db.cli("backfill")
     assert backfill.returncode == 1
-    assert backfill.stderr.strip().splitlines()[-1].startswith(
-        "csinfra: error: dbt run failed: the application's schema lacks what the models read: "
-        "column public.creator_profiles.bio, table public.collaborations is missing")
+    assert (
+        backfill.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "csinfra: error: dbt run failed: the application's schema lacks what the models read: "
+            "column public.creator_profiles.bio, table public.collaborations is missing"
+        )
+    )
     with built_db.connect() as conn:
         conn.execute('alter table creator_profiles rename column "about" to "bio"')
         conn.execute("alter table collabs rename to collaborations")
@@ -194,8 +235,12 @@ def test_the_online_path_still_reads_one_creator_through_the_indexes(built_db):
     """The staging functions are inlined: a lookup of one creator is an index scan of the application's tables."""
     with built_db.connect(autocommit=True) as conn:
         cid = conn.execute("select min(id) from creator_profiles").fetchone()[0]
-        plan = "\n".join(r[0] for r in conn.execute(
-            "explain select * from csinfra.int_creators_derived where creator_profile_id = %s", (cid,)))
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "explain select * from csinfra.int_creators_derived where creator_profile_id = %s", (cid,)
+            )
+        )
     assert re.search(r"Index Scan using creator_profiles_pkey on creator_profiles", plan), plan
     assert re.search(r'Index Cond: \("creatorProfileId" = ', plan), plan
     assert "Function Scan on stg_app__" not in plan
@@ -206,7 +251,9 @@ def _production_like(db) -> None:
     """The application's schema with one real-looking row, not created by demo data."""
     with db.connect() as conn:
         conn.execute(APP_SCHEMA_SQL.read_text())
-        conn.execute("""insert into users (id, email, "updatedAt") values ('u_real', 'someone@real.example', now())""")
+        conn.execute(
+            """insert into users (id, email, "updatedAt") values ('u_real', 'someone@real.example', now())"""
+        )
         conn.commit()
 
 
@@ -252,11 +299,15 @@ def test_db_reset_touches_only_the_embedded_server(pre_db):
 
 def test_demo_data_on_some_application_tables_but_not_all_is_refused(empty_db):
     with empty_db.connect() as conn:
-        conn.execute('create table users (id text primary key)')
+        conn.execute("create table users (id text primary key)")
         conn.commit()
     result = empty_db.cli("demo-data", "--creators", "5")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("csinfra: error: schema public has some application tables")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("csinfra: error: schema public has some application tables")
+    )
     assert "Traceback" not in result.stderr
     with psycopg.connect(empty_db.url) as conn:
         assert conn.execute("select count(*) from users").fetchone()[0] == 0

@@ -18,10 +18,17 @@ from psycopg.rows import dict_row
 import oracle
 from conftest import ROOT
 from creatorstays_infra import update_creator_readiness
-from creatorstays_infra.dbt import dbt_command, dbt_env
+from creatorstays_infra.ops.dbt import dbt_command, dbt_env
 
-CREATOR_FIELDS = ("trustTier", "readinessState", "readinessBlockers", "profileCompleteness",
-                  "firstOfferReceivedAt", "firstOfferRespondedAt", "firstCollabCompletedAt")
+CREATOR_FIELDS = (
+    "trustTier",
+    "readinessState",
+    "readinessBlockers",
+    "profileCompleteness",
+    "firstOfferReceivedAt",
+    "firstOfferRespondedAt",
+    "firstCollabCompletedAt",
+)
 
 
 def parse_iso(value) -> datetime | None:
@@ -40,7 +47,7 @@ def expected_from_raw(conn, stored_lifecycle: dict | None = None) -> tuple[dict,
     """What every creator and offer should hold, computed in Python from the raw application rows."""
     conn.row_factory = dict_row
     creators = {r["id"]: r for r in conn.execute("select * from creator_profiles")}
-    offers = conn.execute('select * from offers').fetchall()
+    offers = conn.execute("select * from offers").fetchall()
     collabs = conn.execute('select "creatorId", status, "completedAt" from collaborations').fetchall()
     received: dict = {}
     responded: dict = {}
@@ -57,7 +64,11 @@ def expected_from_raw(conn, stored_lifecycle: dict | None = None) -> tuple[dict,
         keep_min(responded, cid, o["respondedAt"])
         history = o["statusHistory"] if isinstance(o["statusHistory"], list) else []
         for e in history:
-            if isinstance(e, dict) and e.get("changedBy") == "creator" and e.get("toStatus") in ("accepted", "declined", "countered"):
+            if (
+                isinstance(e, dict)
+                and e.get("changedBy") == "creator"
+                and e.get("toStatus") in ("accepted", "declined", "countered")
+            ):
                 keep_min(responded, cid, parse_iso(e.get("changedAt")))
     for c in collabs:
         if c["status"] == "completed":
@@ -69,7 +80,9 @@ def expected_from_raw(conn, stored_lifecycle: dict | None = None) -> tuple[dict,
         fc = oracle.earliest(before.get("firstCollabCompletedAt"), completed.get(cid))
         state = oracle.creator(p, fc)
         state["firstOfferReceivedAt"] = oracle.earliest(before.get("firstOfferReceivedAt"), received.get(cid))
-        state["firstOfferRespondedAt"] = oracle.earliest(before.get("firstOfferRespondedAt"), responded.get(cid))
+        state["firstOfferRespondedAt"] = oracle.earliest(
+            before.get("firstOfferRespondedAt"), responded.get(cid)
+        )
         state["firstCollabCompletedAt"] = fc
         want_creators[cid] = state
     want_offers = {}
@@ -108,7 +121,11 @@ def assert_matches_oracle(db, stored_lifecycle=None) -> tuple[int, int]:
 def row_versions(db) -> tuple[str, str]:
     with db.connect(autocommit=True) as conn:
         return tuple(
-            conn.execute(sql.SQL("select md5(string_agg(xmin::text, ',' order by id)) from {}").format(sql.Identifier(t))).fetchone()[0]
+            conn.execute(
+                sql.SQL("select md5(string_agg(xmin::text, ',' order by id)) from {}").format(
+                    sql.Identifier(t)
+                )
+            ).fetchone()[0]
             for t in ("creator_profiles", "offers")
         )
 
@@ -124,8 +141,12 @@ def test_backfill_matches_the_oracle_row_by_row_and_reruns_write_nothing(applied
     # not even a no-op UPDATE: no row got a new version
     assert row_versions(applied_db) == versions
     with applied_db.connect(autocommit=True) as conn:
-        last = conn.execute("select model, candidates, written from csinfra.writeback_log order by started_at desc limit 2").fetchall()
-        summaries = conn.execute("select metadata from audit_logs where action = 'admin.backfill_infrastructure' order by \"createdAt\"").fetchall()
+        last = conn.execute(
+            "select model, candidates, written from csinfra.writeback_log order by started_at desc limit 2"
+        ).fetchall()
+        summaries = conn.execute(
+            "select metadata from audit_logs where action = 'admin.backfill_infrastructure' order by \"createdAt\""
+        ).fetchall()
     assert {(m, c, w) for m, c, w in last} == {("wb_creator_profiles", 0, 0), ("wb_offers", 0, 0)}
     # one summary row for the run that wrote; the run on unchanged data writes nothing at all to the
     # application's tables, not even its summary (csinfra.writeback_log above records it)
@@ -141,28 +162,44 @@ def n_creators_written(summary: dict) -> int:
 def test_every_trust_tier_change_is_audited(applied_db):
     applied_db.backfill()
     with applied_db.connect(autocommit=True) as conn:
-        changed = conn.execute("""select count(*) from creator_profiles where "trustTier" <> 'NEW'""").fetchone()[0]
+        changed = conn.execute(
+            """select count(*) from creator_profiles where "trustTier" <> 'NEW'"""
+        ).fetchone()[0]
         rows = conn.execute(
             """select a."targetId", a.metadata, c."trustTier"::text from audit_logs a
                join creator_profiles c on c.id = a."targetId"
                where a.action = 'system.trust_updated'"""
         ).fetchall()
-        assert all(r[0] for r in conn.execute("""select "actorType" = 'system' and "actorId" = 'system' and "targetType" = 'CreatorProfile'
-                                                  from audit_logs where action = 'system.trust_updated'"""))
+        assert all(
+            r[0]
+            for r in conn.execute("""select "actorType" = 'system' and "actorId" = 'system' and "targetType" = 'CreatorProfile'
+                                                  from audit_logs where action = 'system.trust_updated'""")
+        )
     assert changed > 0 and len(rows) == changed
-    assert all(m["from"] == "NEW" and m["to"] == tier and m["source"] == "backfill" and m["runId"] for _, m, tier in rows)
+    assert all(
+        m["from"] == "NEW" and m["to"] == tier and m["source"] == "backfill" and m["runId"]
+        for _, m, tier in rows
+    )
 
 
 def test_verify_reports_stats_and_drift(built_db):
     ok = built_db.cli("verify", "--json", check=True)
     report = json.loads(ok.stdout)
     assert set(report) >= {"totalCreators", "stats", "drift"}
-    assert report["totalCreators"] == sum(report["stats"]["trustTier"].values()) == sum(report["stats"]["readinessState"].values())
+    assert (
+        report["totalCreators"]
+        == sum(report["stats"]["trustTier"].values())
+        == sum(report["stats"]["readinessState"].values())
+    )
     assert report["drift"]["total"] == 0
     with built_db.connect(autocommit=True) as conn:
-        _tier, cid = conn.execute("""select "trustTier"::text, id from creator_profiles where "trustTier" = 'NEW' limit 1""").fetchone()
+        _tier, cid = conn.execute(
+            """select "trustTier"::text, id from creator_profiles where "trustTier" = 'NEW' limit 1"""
+        ).fetchone()
         conn.execute("""update creator_profiles set "trustTier" = 'PROVEN' where id = %s""", (cid,))
-        conn.execute("""update offers set "isValid" = not "isValid" where id = (select min(id) from offers)""")
+        conn.execute(
+            """update offers set "isValid" = not "isValid" where id = (select min(id) from offers)"""
+        )
     bad = built_db.cli("verify", "--json")
     assert bad.returncode == 1
     report = json.loads(bad.stdout)
@@ -200,7 +237,7 @@ def test_garbage_in_the_source_rows_yields_the_specified_values(applied_db):
         user = conn.execute("select id from users limit 1").fetchone()[0]
         host, prop = conn.execute('select "hostProfileId", id from properties limit 1').fetchone()
         conn.execute('alter table creator_profiles drop constraint "creator_profiles_userId_fkey"')
-        conn.execute("drop index \"creator_profiles_userId_key\"")
+        conn.execute('drop index "creator_profiles_userId_key"')
         conn.execute('alter table creator_profiles alter column "instagramConnected" drop not null')
         for cid, dn, handle, bio, niches, deliv, fee, avatar, ig, tt in GARBAGE_CREATORS:
             conn.execute(
@@ -213,13 +250,36 @@ def test_garbage_in_the_source_rows_yields_the_specified_values(applied_db):
         offers = [
             # id, cash, nights, deliverables, bonus, threshold, bonusCents, status, history, responded
             ("go_neg", -5000, -2, None, True, None, None, "pending", "[]", None),
-            ("go_huge", 2147483647, 2000000, "{a}", False, None, None, "pending", "{\"not\": \"an array\"}", None),
-            ("go_zero", 0, 0, "{}", True, 0, 0, "draft", "[1, \"x\", null]", None),
-            ("go_11", 9000, 1, "{a,b,c,d,e,f,g,h,i,j,k}", False, None, None, "accepted",
-             ('[{"fromStatus":"pending","toStatus":"accepted","changedBy":"creator","changedAt":"2026-13-45T99:00:00Z"},'
-              ' {"toStatus":"countered","changedBy":"creator","changedAt":"2026-03-01T10:00:00.123+02:00"},'
-              ' {"toStatus":"accepted","changedBy":"creator","changedAt":"not a date"},'
-              ' {"toStatus":"accepted","changedBy":"host","changedAt":"2020-01-01T00:00:00Z"}]'), None),
+            (
+                "go_huge",
+                2147483647,
+                2000000,
+                "{a}",
+                False,
+                None,
+                None,
+                "pending",
+                '{"not": "an array"}',
+                None,
+            ),
+            ("go_zero", 0, 0, "{}", True, 0, 0, "draft", '[1, "x", null]', None),
+            (
+                "go_11",
+                9000,
+                1,
+                "{a,b,c,d,e,f,g,h,i,j,k}",
+                False,
+                None,
+                None,
+                "accepted",
+                (
+                    '[{"fromStatus":"pending","toStatus":"accepted","changedBy":"creator","changedAt":"2026-13-45T99:00:00Z"},'
+                    ' {"toStatus":"countered","changedBy":"creator","changedAt":"2026-03-01T10:00:00.123+02:00"},'
+                    ' {"toStatus":"accepted","changedBy":"creator","changedAt":"not a date"},'
+                    ' {"toStatus":"accepted","changedBy":"host","changedAt":"2020-01-01T00:00:00Z"}]'
+                ),
+                None,
+            ),
             ("go_ok", 5000, 1, "{a}", True, 100, 500, "declined", "[]", datetime(2026, 5, 1, 12, 0, 0, 1000)),
         ]
         for oid, cash, nights, deliv, bonus, thr, bc, status, hist, resp in offers:
@@ -257,19 +317,24 @@ def test_garbage_in_the_source_rows_yields_the_specified_values(applied_db):
 def test_an_interrupted_backfill_resumes_and_finishes(applied_db):
     env = dbt_env(applied_db.target, "public")
     cmd = dbt_command(["run", "--select", "+wb_creator_profiles", "+wb_offers"], {"writeback_batch_size": 40})
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 120
     written = 0
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             written = applied_db.scalar(
-                "select coalesce(sum(written), 0) from csinfra.writeback_log" if applied_db.scalar(
-                    "select to_regclass('csinfra.writeback_log') is not null") else "select 0"
+                "select coalesce(sum(written), 0) from csinfra.writeback_log"
+                if applied_db.scalar("select to_regclass('csinfra.writeback_log') is not null")
+                else "select 0"
             )
             # kill once batches were written and both rule views exist (dbt's two threads build the
             # offer view concurrently with the creators' write-back, so verify can read both)
-            views_ready = applied_db.scalar("select to_regclass('csinfra.int_creators_derived') is not null "
-                                            "and to_regclass('csinfra.int_offers_validated') is not null")
+            views_ready = applied_db.scalar(
+                "select to_regclass('csinfra.int_creators_derived') is not null "
+                "and to_regclass('csinfra.int_offers_validated') is not null"
+            )
             if written >= 80 and views_ready:
                 break
             time.sleep(0.05)
@@ -317,8 +382,10 @@ def test_backfill_under_concurrent_online_writes_loses_nothing(built_db):
                 ig = rng.random() < 0.5
                 try:
                     with conn.transaction():
-                        conn.execute('update creator_profiles set bio = %s, "instagramConnected" = %s, "updatedAt" = now() where id = %s',
-                                     (bio, ig, cid))
+                        conn.execute(
+                            'update creator_profiles set bio = %s, "instagramConnected" = %s, "updatedAt" = now() where id = %s',
+                            (bio, ig, cid),
+                        )
                         if i % 3 == 0:
                             conn.execute(
                                 """insert into offers (id, "hostProfileId", "creatorProfileId", "offerType", "cashCents", deliverables,
@@ -349,12 +416,23 @@ def test_backfill_under_concurrent_online_writes_loses_nothing(built_db):
     assert not errors, errors[:3]
     assert len(last_bio) > 10
     with applied_db.connect(autocommit=True) as conn:
-        stored = {r[0]: (r[1], r[2]) for r in conn.execute('select id, bio, "instagramConnected" from creator_profiles where id = any(%s)', (list(last_bio),))}
-        n_offers = conn.execute("select count(*) from offers where id = any(%s)", (offers_written,)).fetchone()[0]
+        stored = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute(
+                'select id, bio, "instagramConnected" from creator_profiles where id = any(%s)',
+                (list(last_bio),),
+            )
+        }
+        n_offers = conn.execute(
+            "select count(*) from offers where id = any(%s)", (offers_written,)
+        ).fetchone()[0]
     assert stored == {cid: (last_bio[cid], last_ig[cid]) for cid in last_bio}
     assert n_offers == len(offers_written)
     with applied_db.connect(autocommit=True) as conn:
-        assert conn.execute("select count(*) from csinfra.int_creators_derived where is_drifted").fetchone()[0] == 0
+        assert (
+            conn.execute("select count(*) from csinfra.int_creators_derived where is_drifted").fetchone()[0]
+            == 0
+        )
     # the offers the application inserted during the run are picked up by the next run; drift is then 0
     applied_db.backfill()
     report = json.loads(applied_db.cli("verify", "--json").stdout)
@@ -368,14 +446,25 @@ def test_a_row_the_application_changes_mid_run_is_never_overwritten_with_a_stale
     with built_db.connect(autocommit=True) as conn:
         conn.execute("""update creator_profiles set "trustTier" = 'NEW', "readinessState" = 'INCOMPLETE',
                         "readinessBlockers" = '[]', "profileCompleteness" = 0""")
-        late = [r[0] for r in conn.execute(
-            """select id from creator_profiles where bio is not null and btrim(bio) <> '' order by id desc limit 5""")]
+        late = [
+            r[0]
+            for r in conn.execute(
+                """select id from creator_profiles where bio is not null and btrim(bio) <> '' order by id desc limit 5"""
+            )
+        ]
     env = dbt_env(built_db.target, "public")
-    cmd = dbt_command(["run", "--select", "wb_creator_profiles"], {"writeback_batch_size": 20, "writeback_pause_seconds": 0.2})
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cmd = dbt_command(
+        ["run", "--select", "wb_creator_profiles"],
+        {"writeback_batch_size": 20, "writeback_pause_seconds": 0.2},
+    )
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until the run has derived its work and started writing
-        if built_db.scalar("select count(*) from csinfra.writeback_log where status = 'writing' and model = 'wb_creator_profiles'"):
+        if built_db.scalar(
+            "select count(*) from csinfra.writeback_log where status = 'writing' and model = 'wb_creator_profiles'"
+        ):
             break
         time.sleep(0.05)
     with built_db.connect(autocommit=True) as conn:
@@ -386,9 +475,14 @@ def test_a_row_the_application_changes_mid_run_is_never_overwritten_with_a_stale
     with built_db.connect(autocommit=True) as conn:
         log = conn.execute(
             "select skipped, retried, written, candidates from csinfra.writeback_log where model = 'wb_creator_profiles' "
-            "order by started_at desc limit 1").fetchone()
-        rows = conn.execute("""select bio, "readinessBlockers" from creator_profiles where id = any(%s)""", (late,)).fetchall()
-        drift = conn.execute("select count(*) from csinfra.int_creators_derived where is_drifted").fetchone()[0]
+            "order by started_at desc limit 1"
+        ).fetchone()
+        rows = conn.execute(
+            """select bio, "readinessBlockers" from creator_profiles where id = any(%s)""", (late,)
+        ).fetchall()
+        drift = conn.execute("select count(*) from csinfra.int_creators_derived where is_drifted").fetchone()[
+            0
+        ]
     skipped, retried, written, candidates = log
     assert retried >= len(late) and skipped == 0 and written + retried == candidates
     assert all(bio == "  " and "missing_bio" in blockers for bio, blockers in rows)

@@ -27,8 +27,15 @@ from creatorstays_infra import (
     update_creator_trust,
 )
 
-FIELDS = ("trustTier", "readinessState", "readinessBlockers", "profileCompleteness",
-          "firstOfferReceivedAt", "firstOfferRespondedAt", "firstCollabCompletedAt")
+FIELDS = (
+    "trustTier",
+    "readinessState",
+    "readinessBlockers",
+    "profileCompleteness",
+    "firstOfferReceivedAt",
+    "firstOfferRespondedAt",
+    "firstCollabCompletedAt",
+)
 
 
 def relax(conn) -> None:
@@ -53,40 +60,61 @@ texts = st.one_of(
     st.text(alphabet=TRIM + "a\u200b\u0085", min_size=1, max_size=6),
 )
 maybe_texts = st.one_of(st.none(), texts)
-arrays = st.one_of(st.none(), st.just([]), st.lists(st.text(alphabet="ab \t", max_size=3), min_size=1, max_size=3))
+arrays = st.one_of(
+    st.none(), st.just([]), st.lists(st.text(alphabet="ab \t", max_size=3), min_size=1, max_size=3)
+)
 moments = st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2026, 12, 31)).map(
-    lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000))
+    lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000)
+)
 maybe_moments = st.one_of(st.none(), moments)
 offers_st = st.lists(
-    st.fixed_dictionaries({
-        "status": st.sampled_from(["draft", "pending", "accepted", "declined", "countered", "expired"]),
-        "createdAt": moments,
-        "respondedAt": maybe_moments,
-        "history": st.lists(st.fixed_dictionaries({
-            "changedBy": st.sampled_from(["creator", "host", "system"]),
-            "toStatus": st.sampled_from(["accepted", "declined", "countered", "withdrawn"]),
-            "changedAt": st.one_of(moments.map(lambda d: d.isoformat(timespec="milliseconds") + "Z"), st.just("garbage")),
-        }), max_size=2),
-    }),
+    st.fixed_dictionaries(
+        {
+            "status": st.sampled_from(["draft", "pending", "accepted", "declined", "countered", "expired"]),
+            "createdAt": moments,
+            "respondedAt": maybe_moments,
+            "history": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "changedBy": st.sampled_from(["creator", "host", "system"]),
+                        "toStatus": st.sampled_from(["accepted", "declined", "countered", "withdrawn"]),
+                        "changedAt": st.one_of(
+                            moments.map(lambda d: d.isoformat(timespec="milliseconds") + "Z"),
+                            st.just("garbage"),
+                        ),
+                    }
+                ),
+                max_size=2,
+            ),
+        }
+    ),
     max_size=3,
 )
-collabs_st = st.lists(st.tuples(st.sampled_from(["completed", "active", "cancelled"]), maybe_moments), max_size=2)
-profiles = st.fixed_dictionaries({
-    "displayName": texts,
-    "handle": texts,
-    "bio": maybe_texts,
-    "niches": arrays,
-    "deliverables": arrays,
-    "minimumFlatFee": st.one_of(st.none(), st.integers(-(2**31), 2**31 - 1), st.sampled_from([0, 1, -1])),
-    "avatarUrl": st.sampled_from([None, "", " ", "https://a"]),
-    "instagramConnected": st.sampled_from([None, False, True]),
-    "tiktokConnected": st.sampled_from([None, False, True]),
-    "stored": st.fixed_dictionaries({
-        "firstOfferReceivedAt": maybe_moments, "firstOfferRespondedAt": maybe_moments, "firstCollabCompletedAt": maybe_moments,
-    }),
-    "offers": offers_st,
-    "collabs": collabs_st,
-})
+collabs_st = st.lists(
+    st.tuples(st.sampled_from(["completed", "active", "cancelled"]), maybe_moments), max_size=2
+)
+profiles = st.fixed_dictionaries(
+    {
+        "displayName": texts,
+        "handle": texts,
+        "bio": maybe_texts,
+        "niches": arrays,
+        "deliverables": arrays,
+        "minimumFlatFee": st.one_of(st.none(), st.integers(-(2**31), 2**31 - 1), st.sampled_from([0, 1, -1])),
+        "avatarUrl": st.sampled_from([None, "", " ", "https://a"]),
+        "instagramConnected": st.sampled_from([None, False, True]),
+        "tiktokConnected": st.sampled_from([None, False, True]),
+        "stored": st.fixed_dictionaries(
+            {
+                "firstOfferReceivedAt": maybe_moments,
+                "firstOfferRespondedAt": maybe_moments,
+                "firstCollabCompletedAt": maybe_moments,
+            }
+        ),
+        "offers": offers_st,
+        "collabs": collabs_st,
+    }
+)
 
 _ids = itertools.count()
 
@@ -96,16 +124,35 @@ def insert_creator(conn, p: dict, cid: str) -> None:
         """insert into creator_profiles (id, "userId", "displayName", handle, bio, niches, deliverables, "minimumFlatFee",
            "avatarUrl", "instagramConnected", "tiktokConnected", "firstOfferReceivedAt", "firstOfferRespondedAt",
            "firstCollabCompletedAt", "updatedAt") values (%s, 'u', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())""",
-        (cid, p["displayName"], p["handle"], p["bio"], p["niches"], p["deliverables"], p["minimumFlatFee"], p["avatarUrl"],
-         p["instagramConnected"], p["tiktokConnected"], p["stored"]["firstOfferReceivedAt"],
-         p["stored"]["firstOfferRespondedAt"], p["stored"]["firstCollabCompletedAt"]),
+        (
+            cid,
+            p["displayName"],
+            p["handle"],
+            p["bio"],
+            p["niches"],
+            p["deliverables"],
+            p["minimumFlatFee"],
+            p["avatarUrl"],
+            p["instagramConnected"],
+            p["tiktokConnected"],
+            p["stored"]["firstOfferReceivedAt"],
+            p["stored"]["firstOfferRespondedAt"],
+            p["stored"]["firstCollabCompletedAt"],
+        ),
     )
     for i, o in enumerate(p["offers"]):
         history = [{"fromStatus": "pending", **h} for h in o["history"]]
         conn.execute(
             """insert into offers (id, "hostProfileId", "creatorProfileId", "offerType", status, "createdAt", "respondedAt",
                "statusHistory", "updatedAt") values (%s, 'h', %s, 'cash', %s, %s, %s, %s, now())""",
-            (f"{cid}_o{i}", cid, o["status"], o["createdAt"], o["respondedAt"], psycopg.types.json.Jsonb(history)),
+            (
+                f"{cid}_o{i}",
+                cid,
+                o["status"],
+                o["createdAt"],
+                o["respondedAt"],
+                psycopg.types.json.Jsonb(history),
+            ),
         )
     for i, (status, completed_at) in enumerate(p["collabs"]):
         conn.execute(
@@ -124,8 +171,11 @@ def expected(p: dict) -> dict:
 
     received = [o["createdAt"] for o in p["offers"] if o["status"] != "draft"]
     responded = [o["respondedAt"] for o in p["offers"]] + [
-        parse(h["changedAt"]) for o in p["offers"] for h in o["history"]
-        if h["changedBy"] == "creator" and h["toStatus"] in ("accepted", "declined", "countered")]
+        parse(h["changedAt"])
+        for o in p["offers"]
+        for h in o["history"]
+        if h["changedBy"] == "creator" and h["toStatus"] in ("accepted", "declined", "countered")
+    ]
     completed = [c for s, c in p["collabs"] if s == "completed"]
     s = p["stored"]
     fc = oracle.earliest(s["firstCollabCompletedAt"], *completed)
@@ -151,7 +201,11 @@ def rules_db(built_db):
 
 
 # -- properties -----------------------------------------------------------------------------------------
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(p=profiles)
 def test_online_path_stores_exactly_what_the_rules_say(rules_db, p):
     cid = f"hyp_{next(_ids)}_{uuid.uuid4().hex[:6]}"
@@ -164,20 +218,32 @@ def test_online_path_stores_exactly_what_the_rules_say(rules_db, p):
         # the set-based view (what the batch derives) agrees and sees no drift for this row
         view = conn.execute(
             "select is_drifted, trust_tier, readiness_state from csinfra.int_creators_derived where creator_profile_id = %s",
-            (cid,)).fetchone()
+            (cid,),
+        ).fetchone()
     want = expected(p)
     assert got == want
     assert (state.trust_tier, state.readiness_state, state.readiness_blockers) == (
-        want["trustTier"], want["readinessState"], want["readinessBlockers"])
+        want["trustTier"],
+        want["readinessState"],
+        want["readinessBlockers"],
+    )
     assert view == (False, want["trustTier"], want["readinessState"])
     # the pure helper (no database) agrees with what the SQL stored, given the same first completed collaboration
     pure = compute_readiness({**p, "firstCollabCompletedAt": got["firstCollabCompletedAt"]})
     assert (pure.trust_tier, pure.readiness_state, pure.readiness_blockers, pure.is_ready) == (
-        got["trustTier"], got["readinessState"], got["readinessBlockers"], got["readinessState"] == "READY")
+        got["trustTier"],
+        got["readinessState"],
+        got["readinessBlockers"],
+        got["readinessState"] == "READY",
+    )
     assert pure.profile_completeness == pytest.approx(got["profileCompleteness"], abs=1e-12)
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=4,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(batch=st.lists(profiles, min_size=20, max_size=40))
 def test_online_and_batch_paths_write_identical_rows(rules_db, batch):
     run = uuid.uuid4().hex[:6]
@@ -209,24 +275,37 @@ def test_profile_save_then_update_recomputes_and_audits_tier_changes(built_db):
         conn.execute("""update creator_profiles set bio = null, niches = '{}' where id = %s""", (cid,))
         state = update_creator_trust(conn, cid)
         assert state.trust_tier == "NEW" and state.profile_completeness == pytest.approx(0.75)
-        audit = conn.execute("""select metadata from audit_logs where action = 'system.trust_updated' and "targetId" = %s
-                                and metadata->>'source' = 'online'""", (cid,)).fetchall()
+        audit = conn.execute(
+            """select metadata from audit_logs where action = 'system.trust_updated' and "targetId" = %s
+                                and metadata->>'source' = 'online'""",
+            (cid,),
+        ).fetchall()
         assert [a[0]["to"] for a in audit] == ["NEW"] and audit[0][0]["from"] == "VERIFIED"
         again = update_creator_readiness(conn, cid)
         assert not again.changed  # nothing differs: no write at all
         conn.rollback()  # the caller owns the transaction: nothing of the above is kept
-        assert conn.execute('select "trustTier"::text from creator_profiles where id = %s', (cid,)).fetchone()[0] == "VERIFIED"
+        assert (
+            conn.execute('select "trustTier"::text from creator_profiles where id = %s', (cid,)).fetchone()[0]
+            == "VERIFIED"
+        )
 
 
 def test_first_collab_completed_makes_the_creator_proven(built_db):
     with built_db.as_role("app").connect() as conn:
-        cid = conn.execute("""select id from creator_profiles where "trustTier" <> 'PROVEN' order by id limit 1""").fetchone()[0]
-        before = conn.execute('select "trustTier"::text from creator_profiles where id = %s', (cid,)).fetchone()[0]
+        cid = conn.execute(
+            """select id from creator_profiles where "trustTier" <> 'PROVEN' order by id limit 1"""
+        ).fetchone()[0]
+        before = conn.execute(
+            'select "trustTier"::text from creator_profiles where id = %s', (cid,)
+        ).fetchone()[0]
         at = datetime(2026, 6, 1, 12, 0, 0)
         state = mark_first_collab_completed(conn, cid, at)
         assert state.trust_tier == "PROVEN" and state.first_collab_completed_at == at
-        n = conn.execute("""select count(*) from audit_logs where "targetId" = %s and metadata->>'to' = 'PROVEN'
-                            and metadata->>'from' = %s""", (cid, before)).fetchone()[0]
+        n = conn.execute(
+            """select count(*) from audit_logs where "targetId" = %s and metadata->>'to' = 'PROVEN'
+                            and metadata->>'from' = %s""",
+            (cid, before),
+        ).fetchone()[0]
         assert n == 1
         # never moved later
         later = mark_first_collab_completed(conn, cid, at + timedelta(days=3))
@@ -240,7 +319,9 @@ def test_mark_first_offer_received_uses_the_data_and_falls_back_to_now(built_db)
     with built_db.as_role("app").connect() as conn:
         with_offer = conn.execute("""select "creatorProfileId", min("createdAt") from offers where status <> 'draft'
                                      group by 1 order by 1 limit 1""").fetchone()
-        conn.execute("""update creator_profiles set "firstOfferReceivedAt" = null where id = %s""", (with_offer[0],))
+        conn.execute(
+            """update creator_profiles set "firstOfferReceivedAt" = null where id = %s""", (with_offer[0],)
+        )
         assert mark_first_offer_received(conn, with_offer[0]).first_offer_received_at == with_offer[1]
         lonely = conn.execute("""select id from creator_profiles c where not exists (
                                  select from offers o where o."creatorProfileId" = c.id and o.status <> 'draft') limit 1""").fetchone()
@@ -254,7 +335,10 @@ def test_mark_first_offer_received_uses_the_data_and_falls_back_to_now(built_db)
 
 @pytest.mark.parametrize("bad", ["", "   ", None, 42])
 def test_bad_ids_are_rejected_naming_the_field(built_db, bad):
-    with built_db.as_role("app").connect() as conn, pytest.raises(ValidationError, match="creator_profile_id"):
+    with (
+        built_db.as_role("app").connect() as conn,
+        pytest.raises(ValidationError, match="creator_profile_id"),
+    ):
         update_creator_readiness(conn, bad)
 
 

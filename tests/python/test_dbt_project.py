@@ -21,8 +21,7 @@ CORRUPTIONS = {
     """update creator_profiles set "readinessState" = 'READY', "readinessBlockers" = '["missing_bio"]'
        where id = (select id from creator_profiles order by id limit 1)""": "csinfra_expression_is_true_stg_app__creator_profiles",
     """update creator_profiles set "readinessBlockers" = '["no_social_connected", "missing_bio"]'
-       where id = (select id from creator_profiles order by id offset 1 limit 1)""":
-        "ordered_subsequence_of_stg_app__creator_profiles_readiness_blockers",
+       where id = (select id from creator_profiles order by id offset 1 limit 1)""": "ordered_subsequence_of_stg_app__creator_profiles_readiness_blockers",
     """update offers set "validationErrors" = '["Something else"]', "isValid" = false
        where id = (select min(id) from offers)""": "json_array_of_stg_app__offers_validation_errors",
     """update creator_profiles set "profileCompleteness" = 0.5

@@ -29,22 +29,32 @@ def fingerprint(db, columns: dict[str, set[str]]) -> dict[str, tuple]:
         for table in APP_TABLES:
             cols = sql.SQL(", ").join(sql.Identifier(c) for c in sorted(columns[table]))
             out[table] = conn.execute(
-                sql.SQL("select count(*), md5(coalesce(string_agg(row({})::text, '|' order by id), '')) from {}").format(
-                    cols, sql.Identifier(table))).fetchone()
+                sql.SQL(
+                    "select count(*), md5(coalesce(string_agg(row({})::text, '|' order by id), '')) from {}"
+                ).format(cols, sql.Identifier(table))
+            ).fetchone()
     return out
 
 
 def row_versions(db) -> tuple:
     with db.connect(autocommit=True) as conn:
-        return tuple(conn.execute(sql.SQL("select md5(string_agg(xmin::text || id, ',' order by id)) from {}").format(
-            sql.Identifier(t))).fetchone()[0] for t in ("creator_profiles", "offers", "audit_logs", "analytics_events"))
+        return tuple(
+            conn.execute(
+                sql.SQL("select md5(string_agg(xmin::text || id, ',' order by id)) from {}").format(
+                    sql.Identifier(t)
+                )
+            ).fetchone()[0]
+            for t in ("creator_profiles", "offers", "audit_logs", "analytics_events")
+        )
 
 
 def written_last_run(db) -> dict[str, int]:
     with db.connect(autocommit=True) as conn:
-        return dict(conn.execute("""select model, written from csinfra.writeback_log
+        return dict(
+            conn.execute("""select model, written from csinfra.writeback_log
                                     where invocation_id = (select invocation_id from csinfra.writeback_log
-                                                           order by started_at desc limit 1)"""))
+                                                           order by started_at desc limit 1)""")
+        )
 
 
 def test_the_guides_sequence_on_the_real_schema(pre_db):
@@ -78,7 +88,9 @@ def test_the_guides_sequence_on_the_real_schema(pre_db):
             update_creator_readiness(conn, creator)
         conn.commit()
     with db.connect(autocommit=True) as conn:
-        histories = dict(conn.execute("""select id, "statusHistory" from offers where "statusHistory" <> '[]'"""))
+        histories = dict(
+            conn.execute("""select id, "statusHistory" from offers where "statusHistory" <> '[]'""")
+        )
         events = conn.execute("select count(*) from analytics_events").fetchone()[0]
     assert len(histories) >= 5 and events == 5
     data_before_down = fingerprint(db, pre_columns)
@@ -95,7 +107,10 @@ def test_the_guides_sequence_on_the_real_schema(pre_db):
     restored = db.cli("migrate", "restore-archive", archive_id, check=True, env=roles)
     assert re.search(rf"\b{len(histories)} offers' statusHistory", restored.stdout), restored.stdout
     with db.connect(autocommit=True) as conn:
-        assert dict(conn.execute("""select id, "statusHistory" from offers where "statusHistory" <> '[]'""")) == histories
+        assert (
+            dict(conn.execute("""select id, "statusHistory" from offers where "statusHistory" <> '[]'"""))
+            == histories
+        )
         assert conn.execute("select count(*) from analytics_events").fetchone()[0] == events
     backfill = db.cli("backfill", "--json", env=roles)
     assert backfill.returncode == 0, backfill.stderr

@@ -17,15 +17,19 @@ import yaml
 from psycopg import sql
 
 import oracle
-from creatorstays_infra import demo
 from creatorstays_infra.errors import CsinfraError
-from creatorstays_infra.marts import MART_MODELS
+from creatorstays_infra.ops import demo
+from creatorstays_infra.ops.marts import MART_MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = "csinfra"
 AS_OF = "2026-11-27 00:00:00"
 MARTS_RUN = ("run", "--select", "+path:models/marts", "--exclude", "path:models/writeback")
-INCREMENTAL = ("int_funnel_milestones_recorded", "int_creator_profile_views_daily", "int_creator_trust_tier_changes")
+INCREMENTAL = (
+    "int_funnel_milestones_recorded",
+    "int_creator_profile_views_daily",
+    "int_creator_trust_tier_changes",
+)
 SECRET_COLUMN = re.compile(r"email|e_mail|ip_?address|token|secret|password|refresh", re.IGNORECASE)
 
 
@@ -43,9 +47,11 @@ def digests(db, tables) -> dict[str, str]:
     out = {}
     with db.connect(autocommit=True) as conn:
         for t in tables:
-            out[t] = conn.execute(sql.SQL(
-                "select count(*) || ':' || md5(coalesce(string_agg(md5(x::text), '' order by md5(x::text)), '')) from {} as x"
-            ).format(sql.Identifier(SCHEMA, t))).fetchone()[0]
+            out[t] = conn.execute(
+                sql.SQL(
+                    "select count(*) || ':' || md5(coalesce(string_agg(md5(x::text), '' order by md5(x::text)), '')) from {} as x"
+                ).format(sql.Identifier(SCHEMA, t))
+            ).fetchone()[0]
     return out
 
 
@@ -53,37 +59,77 @@ def digests(db, tables) -> dict[str, str]:
 def test_demo_events_are_consistent_with_offers_and_collaborations(marts_db):
     db = marts_db
     # every offer event names an existing offer that was sent, after it was created
-    assert db.scalar("""
+    assert (
+        db.scalar("""
         select count(*) from analytics_events e left join offers o on o.id = e."eventData"->>'offerId'
         where e."eventType" in ('offer_sent', 'offer_responded')
-          and (o.id is null or o.status = 'draft' or e."createdAt" < o."createdAt")""") == 0
-    assert db.scalar("""
+          and (o.id is null or o.status = 'draft' or e."createdAt" < o."createdAt")""")
+        == 0
+    )
+    assert (
+        db.scalar("""
         select count(*) from analytics_events e left join collaborations c on c.id = e."eventData"->>'collabId'
-        where e."eventType" like 'collab_%' and c.id is null""") == 0
+        where e."eventType" like 'collab_%' and c.id is null""")
+        == 0
+    )
     # completions only for completed collaborations; responses only for responded statuses
-    assert db.scalar("""
+    assert (
+        db.scalar("""
         select count(*) from analytics_events e join collaborations c on c.id = e."eventData"->>'collabId'
-        where e."eventType" = 'collab_completed' and c.status <> 'completed'""") == 0
-    assert db.scalar("""
+        where e."eventType" = 'collab_completed' and c.status <> 'completed'""")
+        == 0
+    )
+    assert (
+        db.scalar("""
         select count(*) from analytics_events e join offers o on o.id = e."eventData"->>'offerId'
-        where e."eventType" = 'offer_responded' and (e."eventData"->>'response') <> o.status""") == 0
+        where e."eventType" = 'offer_responded' and (e."eventData"->>'response') <> o.status""")
+        == 0
+    )
     # the imperfections are there: duplicates, late deliveries, lost events, completions known only from events
-    assert db.scalar("""select count(*) from (select 1 from analytics_events where "eventType" = 'offer_sent'
-                        group by "eventData"->>'offerId' having count(*) > 1) d""") > 0
-    assert db.scalar("""select count(*) from analytics_events e join offers o on o.id = e."eventData"->>'offerId'
-                        where e."eventType" = 'offer_responded' and e."createdAt" > o."respondedAt" + interval '1 hour'""") > 0
-    assert db.scalar("""select count(*) from offers o where o.status <> 'draft' and o."createdAt" >= %s
+    assert (
+        db.scalar("""select count(*) from (select 1 from analytics_events where "eventType" = 'offer_sent'
+                        group by "eventData"->>'offerId' having count(*) > 1) d""")
+        > 0
+    )
+    assert (
+        db.scalar("""select count(*) from analytics_events e join offers o on o.id = e."eventData"->>'offerId'
+                        where e."eventType" = 'offer_responded' and e."createdAt" > o."respondedAt" + interval '1 hour'""")
+        > 0
+    )
+    assert (
+        db.scalar(
+            """select count(*) from offers o where o.status <> 'draft' and o."createdAt" >= %s
                         and not exists (select from analytics_events e where e."eventType" = 'offer_sent'
-                                        and e."eventData"->>'offerId' = o.id)""", (demo.PHASE1_LIVE_AT,)) > 0
-    assert db.scalar("""select count(*) from collaborations c join analytics_events e on e."eventData"->>'collabId' = c.id
-                        and e."eventType" = 'collab_completed' where c.status = 'completed' and c."completedAt" is null""") > 0
+                                        and e."eventData"->>'offerId' = o.id)""",
+            (demo.PHASE1_LIVE_AT,),
+        )
+        > 0
+    )
+    assert (
+        db.scalar("""select count(*) from collaborations c join analytics_events e on e."eventData"->>'collabId' = c.id
+                        and e."eventType" = 'collab_completed' where c.status = 'completed' and c."completedAt" is null""")
+        > 0
+    )
     # nothing before go-live; user actors carry e-mail and IP (so the marts' guards have something to keep out)
-    assert db.scalar('select count(*) from analytics_events where "createdAt" < %s', (demo.PHASE1_LIVE_AT,)) == 0
-    assert db.scalar("""select count(*) from audit_logs where "actorType" = 'user'
-                        and ("actorEmail" is null or "ipAddress" is null)""") == 0
+    assert (
+        db.scalar('select count(*) from analytics_events where "createdAt" < %s', (demo.PHASE1_LIVE_AT,)) == 0
+    )
+    assert (
+        db.scalar("""select count(*) from audit_logs where "actorType" = 'user'
+                        and ("actorEmail" is null or "ipAddress" is null)""")
+        == 0
+    )
     types = dict(rows(db, 'select "eventType", count(*) from analytics_events group by 1'))
-    assert set(types) == {"offer_sent", "offer_responded", "collab_started", "collab_completed", "profile_viewed"}
-    assert types["profile_viewed"] == demo.PROFILE_VIEWS_PER_CREATOR * db.scalar("select count(*) from creator_profiles")
+    assert set(types) == {
+        "offer_sent",
+        "offer_responded",
+        "collab_started",
+        "collab_completed",
+        "profile_viewed",
+    }
+    assert types["profile_viewed"] == demo.PROFILE_VIEWS_PER_CREATOR * db.scalar(
+        "select count(*) from creator_profiles"
+    )
 
 
 def test_demo_events_refuse_bad_states(pre_db, marts_db):
@@ -101,16 +147,30 @@ def test_demo_events_can_be_sized_exactly(applied_db):
     with applied_db.connect() as conn:
         summary = demo.generate_events(conn, "public", analytics_events=50_000)
     assert summary.rows["analytics_events"] == 50_000
-    funnel_events = applied_db.scalar("""select count(*) from analytics_events where "eventType" <> 'profile_viewed'""")
+    funnel_events = applied_db.scalar(
+        """select count(*) from analytics_events where "eventType" <> 'profile_viewed'"""
+    )
     assert 0 < funnel_events < 50_000
 
 
 # -- the marts' numbers ------------------------------------------------------------------------------------
 def test_readiness_blockers_match_the_oracle(marts_db):
-    profiles = rows(marts_db, """select "displayName", handle, bio, niches, deliverables, "minimumFlatFee", "avatarUrl",
-                                        "instagramConnected", "tiktokConnected" from creator_profiles""")
-    keys = ("displayName", "handle", "bio", "niches", "deliverables", "minimumFlatFee", "avatarUrl",
-            "instagramConnected", "tiktokConnected")
+    profiles = rows(
+        marts_db,
+        """select "displayName", handle, bio, niches, deliverables, "minimumFlatFee", "avatarUrl",
+                                        "instagramConnected", "tiktokConnected" from creator_profiles""",
+    )
+    keys = (
+        "displayName",
+        "handle",
+        "bio",
+        "niches",
+        "deliverables",
+        "minimumFlatFee",
+        "avatarUrl",
+        "instagramConnected",
+        "tiktokConnected",
+    )
     expected = Counter()
     alone = Counter()
     for p in profiles:
@@ -118,16 +178,26 @@ def test_readiness_blockers_match_the_oracle(marts_db):
         expected.update(blockers)
         if len(blockers) == 1:
             alone.update(blockers)
-    report = rows(marts_db, mart_sql("select blocker_code, message, creators_blocked, creators_blocked_only_by_this, "
-                                     "total_creators from {m}.rpt_readiness_blockers order by display_order"))
+    report = rows(
+        marts_db,
+        mart_sql(
+            "select blocker_code, message, creators_blocked, creators_blocked_only_by_this, "
+            "total_creators from {m}.rpt_readiness_blockers order by display_order"
+        ),
+    )
     assert [r[1] for r in report] == oracle.BLOCKER_MESSAGES
     for code, _, blocked, only, total in report:
         assert blocked == expected[code], code
         assert only == alone[code], code
         assert total == len(profiles)
     # the dashboard shows each creator's blockers in rule order, with the rule's messages
-    shown = rows(marts_db, mart_sql("select creator_profile_id, blocker_code, message from {m}.rpt_creator_dashboard_blockers "
-                                    "order by creator_profile_id, position_on_dashboard"))
+    shown = rows(
+        marts_db,
+        mart_sql(
+            "select creator_profile_id, blocker_code, message from {m}.rpt_creator_dashboard_blockers "
+            "order by creator_profile_id, position_on_dashboard"
+        ),
+    )
     messages = dict(zip(oracle.BLOCKER_CODES, oracle.BLOCKER_MESSAGES, strict=True))
     assert all(messages[code] == message for _, code, message in shown)
     assert Counter(code for _, code, _ in shown) == expected
@@ -143,29 +213,43 @@ def test_offer_funnel_against_the_operational_tables(marts_db):
                              where c.status = 'completed'""")
     assert db.scalar(mart_sql("select count(*) from {m}.fct_offer_funnel where is_completed")) == completed
     # where only the event knows when a collaboration completed, the funnel takes the event's time
-    known_by_event = rows(db, mart_sql("""
+    known_by_event = rows(
+        db,
+        mart_sql("""
         select f.completed_at, e."createdAt" from {m}.fct_offer_funnel f
         join collaborations c on c."offerId" = f.offer_id and c.status = 'completed' and c."completedAt" is null
-        join analytics_events e on e."eventType" = 'collab_completed' and e."eventData"->>'collabId' = c.id"""))
+        join analytics_events e on e."eventType" = 'collab_completed' and e."eventData"->>'collabId' = c.id"""),
+    )
     assert known_by_event and all(f == e for f, e in known_by_event)
     # a late or duplicated response event never moves the response later than the operational time
-    assert db.scalar(mart_sql("""select count(*) from {m}.fct_offer_funnel f join offers o on o.id = f.offer_id
-                         where f.responded_at > o."respondedAt" """)) == 0
+    assert (
+        db.scalar(
+            mart_sql("""select count(*) from {m}.fct_offer_funnel f join offers o on o.id = f.offer_id
+                         where f.responded_at > o."respondedAt" """)
+        )
+        == 0
+    )
     # duplicates are counted once
     assert db.scalar(mart_sql("select count(*) from {m}.fct_offer_funnel where has_sent_event")) == db.scalar(
-        """select count(distinct "eventData"->>'offerId') from analytics_events where "eventType" = 'offer_sent'""")
+        """select count(distinct "eventData"->>'offerId') from analytics_events where "eventType" = 'offer_sent'"""
+    )
     # the funnel is monotone per cohort, windowed counts never exceed the ever counts
-    bad = db.scalar(mart_sql("""select count(*) from {m}.rpt_offer_funnel_by_sent_week
+    bad = db.scalar(
+        mart_sql("""select count(*) from {m}.rpt_offer_funnel_by_sent_week
                         where not (offers_sent >= offers_viewed and offers_viewed >= offers_responded
                                and offers_responded >= offers_accepted and offers_accepted >= collabs_started
-                               and collabs_started >= collabs_completed)"""))
+                               and collabs_started >= collabs_completed)""")
+    )
     assert bad == 0
 
 
 def test_windows_still_open_are_null_not_low(marts_db):
     marts_db.dbt(*MARTS_RUN, vars_={"marts_as_of": AS_OF})
-    weeks = rows(marts_db, mart_sql("""select sent_week, accepted_within_window, completed_within_window, accepted_window_days,
-                                      completed_window_days from {m}.rpt_offer_funnel_by_sent_week order by sent_week"""))
+    weeks = rows(
+        marts_db,
+        mart_sql("""select sent_week, accepted_within_window, completed_within_window, accepted_window_days,
+                                      completed_window_days from {m}.rpt_offer_funnel_by_sent_week order by sent_week"""),
+    )
     as_of = datetime.fromisoformat(AS_OF)
     open_seen = closed_seen = False
     for week, accepted, completed, acc_days, comp_days in weeks:
@@ -181,40 +265,71 @@ def test_windows_still_open_are_null_not_low(marts_db):
 def test_activation_and_trust_tiers(marts_db):
     db = marts_db
     n = db.scalar("select count(*) from creator_profiles")
-    assert db.scalar(mart_sql("select sum(creators_signed_up) from {m}.rpt_creator_activation_by_signup_week")) == n
-    assert db.scalar(mart_sql("""select sum(creators_ready) from {m}.rpt_creator_activation_by_signup_week""")) == db.scalar(
-        """select count(*) from creator_profiles where "readinessState" = 'READY'""")
-    assert db.scalar(mart_sql("""select sum(creators_with_offer) from {m}.rpt_creator_activation_by_signup_week""")) == db.scalar(
-        """select count(*) from creator_profiles where "firstOfferReceivedAt" is not null""")
+    assert (
+        db.scalar(mart_sql("select sum(creators_signed_up) from {m}.rpt_creator_activation_by_signup_week"))
+        == n
+    )
+    assert db.scalar(
+        mart_sql("""select sum(creators_ready) from {m}.rpt_creator_activation_by_signup_week""")
+    ) == db.scalar("""select count(*) from creator_profiles where "readinessState" = 'READY'""")
+    assert db.scalar(
+        mart_sql("""select sum(creators_with_offer) from {m}.rpt_creator_activation_by_signup_week""")
+    ) == db.scalar("""select count(*) from creator_profiles where "firstOfferReceivedAt" is not null""")
     # trust tiers: the day before the backfill everyone was NEW; at the end, the stored distribution
     stored = dict(rows(db, 'select "trustTier"::text, count(*) from creator_profiles group by 1'))
-    last = dict(rows(db, mart_sql("""select trust_tier, creators from {m}.rpt_trust_tier_distribution_daily
-                             where calendar_day = (select max(calendar_day) from {m}.rpt_trust_tier_distribution_daily)""")))
+    last = dict(
+        rows(
+            db,
+            mart_sql("""select trust_tier, creators from {m}.rpt_trust_tier_distribution_daily
+                             where calendar_day = (select max(calendar_day) from {m}.rpt_trust_tier_distribution_daily)"""),
+        )
+    )
     assert {k: v for k, v in last.items() if v} == stored
-    first_change = db.scalar("""select min("createdAt")::date from audit_logs where action = 'system.trust_updated'""")
-    before = dict(rows(db, mart_sql("""select trust_tier, creators from {m}.rpt_trust_tier_distribution_daily
-                               where calendar_day = %s::date - 1"""), (first_change,)))
-    signed_up_before = db.scalar('select count(*) from creator_profiles where "createdAt"::date < %s', (first_change,))
+    first_change = db.scalar(
+        """select min("createdAt")::date from audit_logs where action = 'system.trust_updated'"""
+    )
+    before = dict(
+        rows(
+            db,
+            mart_sql("""select trust_tier, creators from {m}.rpt_trust_tier_distribution_daily
+                               where calendar_day = %s::date - 1"""),
+            (first_change,),
+        )
+    )
+    signed_up_before = db.scalar(
+        'select count(*) from creator_profiles where "createdAt"::date < %s', (first_change,)
+    )
     assert before == {"NEW": signed_up_before, "VERIFIED": 0, "PROVEN": 0}
     # an online tier change lands in the history after a rebuild
     cid = db.scalar("""select id from creator_profiles where "trustTier" = 'NEW' and not "instagramConnected"
                        and not "tiktokConnected" order by id limit 1""")
     with db.connect() as conn:
-        conn.execute('update creator_profiles set "instagramConnected" = true, "displayName" = %s, bio = %s, niches = %s, '
-                     'deliverables = %s, "minimumFlatFee" = 10000, handle = %s where id = %s',
-                     ("Someone", "A bio", ["travel"], ["instagram_reel"], f"h_{cid}", cid))
+        conn.execute(
+            'update creator_profiles set "instagramConnected" = true, "displayName" = %s, bio = %s, niches = %s, '
+            'deliverables = %s, "minimumFlatFee" = 10000, handle = %s where id = %s',
+            ("Someone", "A bio", ["travel"], ["instagram_reel"], f"h_{cid}", cid),
+        )
         from creatorstays_infra import update_creator_readiness
+
         update_creator_readiness(conn, cid)
         conn.commit()
     db.dbt(*MARTS_RUN)
-    after = dict(rows(db, mart_sql("""select trust_tier, creators from {m}.rpt_trust_tier_distribution_daily
-                              where calendar_day = (select max(calendar_day) from {m}.rpt_trust_tier_distribution_daily)""")))
+    after = dict(
+        rows(
+            db,
+            mart_sql("""select trust_tier, creators from {m}.rpt_trust_tier_distribution_daily
+                              where calendar_day = (select max(calendar_day) from {m}.rpt_trust_tier_distribution_daily)"""),
+        )
+    )
     assert after["NEW"] == last["NEW"] - 1 and after["VERIFIED"] == last["VERIFIED"] + 1
 
 
 def test_search_ranking_prefers_trust(marts_db):
-    ranked = rows(marts_db, mart_sql("""select trust_tier, search_score, search_rank, is_searchable
-                                from {m}.rpt_creator_search_ranking"""))
+    ranked = rows(
+        marts_db,
+        mart_sql("""select trust_tier, search_score, search_rank, is_searchable
+                                from {m}.rpt_creator_search_ranking"""),
+    )
     assert all((rank is not None) == searchable for _, _, rank, searchable in ranked)
     searchable = sorted((r for r in ranked if r[3]), key=lambda r: r[2])
     assert [r[2] for r in searchable] == list(range(1, len(searchable) + 1))
@@ -223,7 +338,9 @@ def test_search_ranking_prefers_trust(marts_db):
     # with the other components equal, a higher tier scores higher: PROVEN beats VERIFIED by the weight gap
     by_tier = {t: [float(s) for tt, s, _, ok in ranked if tt == t and ok] for t in ("VERIFIED", "PROVEN")}
     assert by_tier["PROVEN"] and by_tier["VERIFIED"]
-    assert sum(by_tier["PROVEN"]) / len(by_tier["PROVEN"]) > sum(by_tier["VERIFIED"]) / len(by_tier["VERIFIED"])
+    assert sum(by_tier["PROVEN"]) / len(by_tier["PROVEN"]) > sum(by_tier["VERIFIED"]) / len(
+        by_tier["VERIFIED"]
+    )
 
 
 # -- incremental = full refresh --------------------------------------------------------------------------
@@ -232,7 +349,9 @@ def test_incremental_models_equal_a_full_refresh(applied_db):
     incremental build must equal a full refresh of the same data, table for table."""
     db = applied_db
     with db.connect() as conn:
-        conn.execute("select 1")  # open a transaction, so generate_events' own becomes a savepoint we can undo
+        conn.execute(
+            "select 1"
+        )  # open a transaction, so generate_events' own becomes a savepoint we can undo
         demo.generate_events(conn, "public", seed=7)
         events = conn.execute(EVENT_ROWS).fetchall()
         audits = conn.execute(AUDIT_ROWS).fetchall()
@@ -244,7 +363,11 @@ def test_incremental_models_equal_a_full_refresh(applied_db):
     def split(batch):
         """First load: everything before the cutoff except every third row of its last two days,
         which arrives late, with the second load (older than what the first build saw, inside the lookback)."""
-        late = [r for r in batch if cutoff - timedelta(days=2) <= r[-1] < cutoff and zlib.crc32(r[0].encode()) % 3 == 0]
+        late = [
+            r
+            for r in batch
+            if cutoff - timedelta(days=2) <= r[-1] < cutoff and zlib.crc32(r[0].encode()) % 3 == 0
+        ]
         late_ids = {r[0] for r in late}
         first = [r for r in batch if r[-1] < cutoff and r[0] not in late_ids]
         rest = [r for r in batch if r[-1] >= cutoff]
@@ -261,30 +384,49 @@ def test_incremental_models_equal_a_full_refresh(applied_db):
     db.dbt(*MARTS_RUN, "--full-refresh", vars_={"marts_as_of": AS_OF})
     assert digests(db, (*INCREMENTAL, *MART_MODELS)) == incremental
     # and the late arrivals were counted: the incremental run saw every offer_sent event
-    assert db.scalar(mart_sql("""select count(*) from {m}.int_funnel_milestones_recorded where milestone = 'sent'""")) == db.scalar(
-        """select count(distinct "eventData"->>'offerId') from analytics_events where "eventType" = 'offer_sent'""")
+    assert db.scalar(
+        mart_sql("""select count(*) from {m}.int_funnel_milestones_recorded where milestone = 'sent'""")
+    ) == db.scalar(
+        """select count(distinct "eventData"->>'offerId') from analytics_events where "eventType" = 'offer_sent'"""
+    )
 
 
 def test_an_event_older_than_the_lookback_needs_a_full_refresh(marts_db):
     """The documented limit of the lookback window, shown: too late for the incremental run, counted by --full-refresh."""
     db = marts_db
-    offer_id = db.scalar(mart_sql("""select offer_id from {m}.fct_offer_funnel where viewed_at is null order by offer_id limit 1"""))
+    offer_id = db.scalar(
+        mart_sql(
+            """select offer_id from {m}.fct_offer_funnel where viewed_at is null order by offer_id limit 1"""
+        )
+    )
     newest = db.scalar("""select max("createdAt") from audit_logs where action like 'offer.%'""")
     with db.connect() as conn:
-        conn.execute("""insert into audit_logs (id, action, "actorType", "actorId", "targetType", "targetId", "createdAt")
+        conn.execute(
+            """insert into audit_logs (id, action, "actorType", "actorId", "targetType", "targetId", "createdAt")
                         values ('ctestlateview000000000001', 'offer.viewed', 'user', 'u1', 'Offer', %s, %s - interval '10 days')""",
-                     (offer_id, newest))
+            (offer_id, newest),
+        )
         conn.commit()
     db.dbt(*MARTS_RUN)
-    assert db.scalar(mart_sql("select viewed_at from {m}.fct_offer_funnel where offer_id = %s"), (offer_id,)) is None
+    assert (
+        db.scalar(mart_sql("select viewed_at from {m}.fct_offer_funnel where offer_id = %s"), (offer_id,))
+        is None
+    )
     db.dbt(*MARTS_RUN, vars_={"events_lookback": "30 days"})
-    assert db.scalar(mart_sql("select viewed_at from {m}.fct_offer_funnel where offer_id = %s"), (offer_id,)) is not None
+    assert (
+        db.scalar(mart_sql("select viewed_at from {m}.fct_offer_funnel where offer_id = %s"), (offer_id,))
+        is not None
+    )
 
 
 EVENT_COLUMNS = '"id", "actorType", "actorId", "eventType", "eventData", "sessionId", "createdAt"'
-AUDIT_COLUMNS = ('"id", "action", "actorType", "actorId", "actorEmail", "targetType", "targetId", "metadata", '
-                 '"ipAddress", "userAgent", "createdAt"')
-EVENT_ROWS = EVENT_COLUMNS.replace('"eventData"', '"eventData"::text').join(("select ", " from analytics_events"))
+AUDIT_COLUMNS = (
+    '"id", "action", "actorType", "actorId", "actorEmail", "targetType", "targetId", "metadata", '
+    '"ipAddress", "userAgent", "createdAt"'
+)
+EVENT_ROWS = EVENT_COLUMNS.replace('"eventData"', '"eventData"::text').join(
+    ("select ", " from analytics_events")
+)
 AUDIT_ROWS = AUDIT_COLUMNS.replace('"metadata"', '"metadata"::text').join(("select ", " from audit_logs"))
 
 
@@ -301,35 +443,53 @@ def _insert(db, events, audits):
 
 # -- leaks, sources, documentation ----------------------------------------------------------------------
 def test_no_mart_column_can_carry_secrets_emails_or_ips(marts_db):
-    columns = rows(marts_db, """select table_name, column_name from information_schema.columns
-                                where table_schema = %s and table_name = any(%s)""", (SCHEMA, list(MART_MODELS)))
+    columns = rows(
+        marts_db,
+        """select table_name, column_name from information_schema.columns
+                                where table_schema = %s and table_name = any(%s)""",
+        (SCHEMA, list(MART_MODELS)),
+    )
     assert {t for t, _ in columns} == set(MART_MODELS)
     assert [c for c in columns if SECRET_COLUMN.search(c[1])] == []
     # no value of any mart equals an e-mail address, IP address or token of the application
     with marts_db.connect(autocommit=True) as conn:
-        secrets = {v for (v,) in conn.execute(
-            """select email from users union select "contactEmail" from host_profiles
+        secrets = {
+            v
+            for (v,) in conn.execute(
+                """select email from users union select "contactEmail" from host_profiles
                union select "actorEmail" from audit_logs union select "ipAddress" from audit_logs
                union select "instagramAccessToken" from creator_profiles union select "tiktokAccessToken" from creator_profiles
-               union select "tiktokRefreshToken" from creator_profiles""") if v}
+               union select "tiktokRefreshToken" from creator_profiles"""
+            )
+            if v
+        }
         assert len(secrets) > 100
         for table in MART_MODELS:
-            leaked = conn.execute(sql.SQL("""select count(*) from {} as t, jsonb_each_text(to_jsonb(t)) as kv
-                                             where kv.value = any(%s)""").format(sql.Identifier(SCHEMA, table)),
-                                  (list(secrets),)).fetchone()[0]
+            leaked = conn.execute(
+                sql.SQL("""select count(*) from {} as t, jsonb_each_text(to_jsonb(t)) as kv
+                                             where kv.value = any(%s)""").format(
+                    sql.Identifier(SCHEMA, table)
+                ),
+                (list(secrets),),
+            ).fetchone()[0]
             assert leaked == 0, table
 
 
 LEAKS = {
     # the leak injected into a built mart -> the guard that must catch it
     'alter table {s}.dim_creators add column "actorEmail" text': "column_names_exclude_dim_creators",
-    ("update {s}.rpt_creator_dashboard_blockers set message = 'write to jane.doe@example.com' "
-     "where dashboard_blocker_id = (select min(dashboard_blocker_id) from {s}.rpt_creator_dashboard_blockers)"):
-        "no_sensitive_values_rpt_creator_dashboard_blockers",
-    ("update {s}.fct_offer_funnel set property_id = 'seen from 192.168.10.4' "
-     "where offer_id = (select min(offer_id) from {s}.fct_offer_funnel)"): "no_sensitive_values_fct_offer_funnel",
-    ("update {s}.dim_creators set readiness_blockers = '[\"IGQVJYabcdefghijklmnopqrstuvwxyz0123\"]' "
-     "where creator_profile_id = (select min(creator_profile_id) from {s}.dim_creators)"): "no_sensitive_values_dim_creators",
+    (
+        "update {s}.rpt_creator_dashboard_blockers set message = 'write to jane.doe@example.com' "
+        "where dashboard_blocker_id = (select min(dashboard_blocker_id) from {s}.rpt_creator_dashboard_blockers)"
+    ): "no_sensitive_values_rpt_creator_dashboard_blockers",
+    (
+        "update {s}.fct_offer_funnel set property_id = 'seen from 192.168.10.4' "
+        "where offer_id = (select min(offer_id) from {s}.fct_offer_funnel)"
+    ): "no_sensitive_values_fct_offer_funnel",
+    (
+        "update {s}.dim_creators set readiness_blockers = '[\"IGQVJYabcdefghijklmnopqrstuvwxyz0123\"]' "
+        "where creator_profile_id = (select min(creator_profile_id) from {s}.dim_creators)"
+    ): "no_sensitive_values_dim_creators",
 }
 MARTS_UNDER_TEST = ("dim_creators", "fct_offer_funnel", "rpt_creator_dashboard_blockers")
 
@@ -362,13 +522,25 @@ def test_marts_read_only_refs_and_every_mart_and_column_is_documented(marts_db):
     for name, model in documented.items():
         assert model.get("description", "").strip(), name
         cols = {c["name"]: c for c in model["columns"]}
-        actual = [c for (c,) in rows(marts_db, """select column_name from information_schema.columns
-                                                 where table_schema = %s and table_name = %s""", (SCHEMA, name))]
-        assert set(actual) == set(cols), f"{name}: undocumented {set(actual) - set(cols)}, stale {set(cols) - set(actual)}"
+        actual = [
+            c
+            for (c,) in rows(
+                marts_db,
+                """select column_name from information_schema.columns
+                                                 where table_schema = %s and table_name = %s""",
+                (SCHEMA, name),
+            )
+        ]
+        assert set(actual) == set(cols), (
+            f"{name}: undocumented {set(actual) - set(cols)}, stale {set(cols) - set(actual)}"
+        )
         assert all(c.get("description", "").strip() for c in cols.values()), name
         tests = json.dumps(model.get("data_tests", []))
         assert "column_names_exclude" in tests and "no_sensitive_values" in tests, name
-        assert any("unique" in json.dumps(c.get("data_tests", [])) for c in cols.values()) or "unique_combination" in tests, name
+        assert (
+            any("unique" in json.dumps(c.get("data_tests", [])) for c in cols.values())
+            or "unique_combination" in tests
+        ), name
 
 
 def test_docs_generate_and_exposures(marts_db):
@@ -380,8 +552,12 @@ def test_docs_generate_and_exposures(marts_db):
     depends = {n.split(".")[-1] for e in exposures.values() for n in e["depends_on"]["nodes"]}
     assert depends <= set(MART_MODELS)
     report_marts = {n.split(".")[-1] for n in exposures["offer_and_activation_report"]["depends_on"]["nodes"]}
-    assert report_marts == {"rpt_offer_funnel_by_sent_week", "rpt_creator_activation_by_signup_week",
-                            "rpt_readiness_blockers", "rpt_trust_tier_distribution_daily"}
+    assert report_marts == {
+        "rpt_offer_funnel_by_sent_week",
+        "rpt_creator_activation_by_signup_week",
+        "rpt_readiness_blockers",
+        "rpt_trust_tier_distribution_daily",
+    }
     catalog = json.loads((ROOT / "target" / "catalog.json").read_text())
     assert {n.split(".")[-1] for n in catalog["nodes"]} >= set(MART_MODELS)
 
@@ -414,11 +590,22 @@ def chromium() -> str:
         path = shutil.which(name)
         if path:
             return path
-    raise AssertionError("no chromium on PATH: `make test` installs Debian's chromium (apt-get install chromium)")
+    raise AssertionError(
+        "no chromium on PATH: `make test` installs Debian's chromium (apt-get install chromium)"
+    )
 
 
-BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars"]
+BROWSER_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+]
 
 
 def test_report_renders_in_headless_chromium_with_the_marts_numbers(marts_db, tmp_path):
@@ -432,8 +619,13 @@ def test_report_renders_in_headless_chromium_with_the_marts_numbers(marts_db, tm
     assert not re.search(r"@import|url\(", page)
     assert "default-src 'none'" in page
 
-    dom = subprocess.run([chromium(), *BROWSER_FLAGS, "--virtual-time-budget=5000", "--dump-dom", out.as_uri()],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
+    dom = subprocess.run(
+        [chromium(), *BROWSER_FLAGS, "--virtual-time-budget=5000", "--dump-dom", out.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     body = re.search(r"<body([^>]*)>", dom).group(1)
     attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body))
     assert attrs.get("rendered") == "ok", "the page's script did not run in the browser"
@@ -444,39 +636,71 @@ def test_report_renders_in_headless_chromium_with_the_marts_numbers(marts_db, tm
     def num(text: str) -> int:
         return int(text.replace(",", ""))
 
-    funnel = rows(marts_db, mart_sql("""select sum(offers_sent), sum(offers_viewed), sum(offers_responded), sum(offers_accepted),
-                                       sum(collabs_started), sum(collabs_completed) from {m}.rpt_offer_funnel_by_sent_week"""))[0]
-    for key, value in zip(("offers_sent", "offers_viewed", "offers_responded", "offers_accepted", "collabs_started",
-                           "collabs_completed"), funnel, strict=True):
+    funnel = rows(
+        marts_db,
+        mart_sql("""select sum(offers_sent), sum(offers_viewed), sum(offers_responded), sum(offers_accepted),
+                                       sum(collabs_started), sum(collabs_completed) from {m}.rpt_offer_funnel_by_sent_week"""),
+    )[0]
+    for key, value in zip(
+        (
+            "offers_sent",
+            "offers_viewed",
+            "offers_responded",
+            "offers_accepted",
+            "collabs_started",
+            "collabs_completed",
+        ),
+        funnel,
+        strict=True,
+    ):
         assert num(shown[f"funnel.{key}"]) == value, key
     assert num(shown["kpi.offers_sent"]) == funnel[0]
-    activation = rows(marts_db, mart_sql("""select sum(creators_signed_up), sum(creators_ready), sum(creators_completed_collab)
-                                    from {m}.rpt_creator_activation_by_signup_week"""))[0]
+    activation = rows(
+        marts_db,
+        mart_sql("""select sum(creators_signed_up), sum(creators_ready), sum(creators_completed_collab)
+                                    from {m}.rpt_creator_activation_by_signup_week"""),
+    )[0]
     assert num(shown["activation.creators_signed_up"]) == activation[0]
     assert num(shown["activation.creators_ready"]) == activation[1]
     assert num(shown["activation.creators_completed_collab"]) == activation[2]
-    for code, blocked, only in rows(marts_db, mart_sql("""select blocker_code, creators_blocked, creators_blocked_only_by_this
-                                                 from {m}.rpt_readiness_blockers""")):
+    for code, blocked, only in rows(
+        marts_db,
+        mart_sql("""select blocker_code, creators_blocked, creators_blocked_only_by_this
+                                                 from {m}.rpt_readiness_blockers"""),
+    ):
         assert num(shown[f"blocker.{code}.creators_blocked"]) == blocked
         assert num(shown[f"blocker.{code}.creators_blocked_only_by_this"]) == only
-    for tier, creators in rows(marts_db, mart_sql("""select trust_tier, creators from {m}.rpt_trust_tier_distribution_daily
+    for tier, creators in rows(
+        marts_db,
+        mart_sql("""select trust_tier, creators from {m}.rpt_trust_tier_distribution_daily
                                              where calendar_day = (select max(calendar_day)
-                                                                   from {m}.rpt_trust_tier_distribution_daily)""")):
+                                                                   from {m}.rpt_trust_tier_distribution_daily)"""),
+    ):
         assert num(shown[f"trust.{tier}"]) == creators
     for message in oracle.BLOCKER_MESSAGES:
         assert message in dom
 
     png = tmp_path / "report.png"
-    subprocess.run([chromium(), *BROWSER_FLAGS, "--window-size=1000,3000", f"--screenshot={png}", out.as_uri()],
-                   capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        [chromium(), *BROWSER_FLAGS, "--window-size=1000,3000", f"--screenshot={png}", out.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     data = png.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000  # a blank page of that size compresses to a few KB
+    assert (
+        data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
+    )  # a blank page of that size compresses to a few KB
 
 
 def test_report_escapes_what_it_shows(marts_db, tmp_path):
     """Text from the database is escaped (a blocker message is configuration, but still)."""
     with marts_db.connect(autocommit=True) as conn:
-        conn.execute(mart_sql("update {m}.rpt_readiness_blockers set message = '<script>alert(1)</script>' where display_order = 1"))
+        conn.execute(
+            mart_sql(
+                "update {m}.rpt_readiness_blockers set message = '<script>alert(1)</script>' where display_order = 1"
+            )
+        )
     out = tmp_path / "r.html"
     assert marts_db.cli("report", "--out", str(out)).returncode == 0
     page = out.read_text()
@@ -485,13 +709,21 @@ def test_report_escapes_what_it_shows(marts_db, tmp_path):
 
 def test_report_on_an_empty_application(empty_db, tmp_path):
     """No creators, no offers: every mart builds empty and the report still renders."""
-    from creatorstays_infra.migrations import Options, Runner, load_migrations
+    from creatorstays_infra.ops.migrations import Options, Runner, load_migrations
+
     with empty_db.connect() as conn:
         conn.execute((ROOT / "scripts" / "app_schema" / "pre_phase1.sql").read_text())
         conn.commit()
         Runner(conn, Options(app_schema="public")).up(load_migrations()[0])
-    empty_db.dbt("build", "--select", "+path:models/marts", "--exclude", "path:models/writeback",
-                 "--indirect-selection", "cautious")
+    empty_db.dbt(
+        "build",
+        "--select",
+        "+path:models/marts",
+        "--exclude",
+        "path:models/writeback",
+        "--indirect-selection",
+        "cautious",
+    )
     out = tmp_path / "r.html"
     result = empty_db.cli("report", "--out", str(out))
     assert result.returncode == 0, result.stderr

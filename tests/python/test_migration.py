@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from conftest import ROOT
-from creatorstays_infra.migrations import MIGRATIONS_DIR
+from creatorstays_infra.ops.migrations import MIGRATIONS_DIR
 
 NAME = "20260203_infrastructure_phase1"
 UP_FILE = MIGRATIONS_DIR / NAME / "migration.sql"
@@ -27,9 +27,9 @@ def app_fingerprint(db) -> dict:
     with db.connect(autocommit=True) as conn:
         for table in ("users", "host_profiles", "properties", "creator_profiles", "offers", "collaborations"):
             out[table] = conn.execute(
-                sql.SQL("select count(*), md5(coalesce(string_agg(t::text, '|' order by t.id), '')) from {} as t").format(
-                    sql.Identifier(table)
-                )
+                sql.SQL(
+                    "select count(*), md5(coalesce(string_agg(t::text, '|' order by t.id), '')) from {} as t"
+                ).format(sql.Identifier(table))
             ).fetchone()
     return out
 
@@ -56,7 +56,7 @@ def test_up_then_down_restores_the_schema_exactly(pre_db):
 
 def test_round_trip_in_a_non_default_application_schema(empty_db):
     with empty_db.connect() as conn:
-        from creatorstays_infra import demo
+        from creatorstays_infra.ops import demo
 
         demo.generate(conn, "app", creators=50, seed=3)
     before = empty_db.dump_schema("app")
@@ -104,7 +104,9 @@ def test_dry_run_prints_sql_and_changes_nothing(pre_db):
 # -- ledgers -----------------------------------------------------------------------------------------
 def earlier_prisma_rows(db) -> list:
     with db.connect(autocommit=True) as conn:
-        return conn.execute("select * from _prisma_migrations where migration_name <> %s order by id", (NAME,)).fetchall()
+        return conn.execute(
+            "select * from _prisma_migrations where migration_name <> %s order by id", (NAME,)
+        ).fetchall()
 
 
 def test_prisma_ledger_records_the_migration_like_the_orm_and_down_removes_it(pre_db):
@@ -114,9 +116,12 @@ def test_prisma_ledger_records_the_migration_like_the_orm_and_down_removes_it(pr
     with pre_db.connect(autocommit=True) as conn:
         row = conn.execute(
             "select id, checksum, finished_at, logs, rolled_back_at, started_at, applied_steps_count "
-            "from _prisma_migrations where migration_name = %s", (NAME,)
+            "from _prisma_migrations where migration_name = %s",
+            (NAME,),
         ).fetchone()
-        ours = conn.execute("select checksum, applied_by, duration_ms, prisma_migration_id from csinfra_meta.schema_migrations").fetchone()
+        ours = conn.execute(
+            "select checksum, applied_by, duration_ms, prisma_migration_id from csinfra_meta.schema_migrations"
+        ).fetchone()
     rid, checksum, finished_at, logs, rolled_back_at, started_at, steps = row
     assert len(rid) == 36 and rid.count("-") == 4  # a uuid, like Prisma's
     assert checksum == hashlib.sha256(UP_FILE.read_bytes()).hexdigest()
@@ -127,7 +132,10 @@ def test_prisma_ledger_records_the_migration_like_the_orm_and_down_removes_it(pr
     assert pre_db.scalar("select count(*) from _prisma_migrations where migration_name = %s", (NAME,)) == 0
     # the earlier migrations' rows are untouched
     assert earlier_prisma_rows(pre_db) == earlier
-    assert pre_db.scalar("select array_agg(action order by id)::text from csinfra_meta.migration_log") == "{up,down}"
+    assert (
+        pre_db.scalar("select array_agg(action order by id)::text from csinfra_meta.migration_log")
+        == "{up,down}"
+    )
 
 
 def test_without_an_orm_ledger_nothing_is_invented(pre_db):
@@ -176,7 +184,9 @@ def test_status_reports_leftovers_when_not_applied(pre_db):
         conn.execute("create table audit_logs (id text primary key)")
     result = pre_db.cli("migrate", "status", "--json")
     assert result.returncode == 1
-    assert any("table public.audit_logs exists" in p for p in json.loads(result.stdout)["migrations"][0]["problems"])
+    assert any(
+        "table public.audit_logs exists" in p for p in json.loads(result.stdout)["migrations"][0]["problems"]
+    )
 
 
 # -- bad input: one clear line, non-zero exit, nothing changed ---------------------------------------------
@@ -198,7 +208,9 @@ def test_unreachable_server(pre_db):
 
 def test_wrong_credentials_and_unknown_database(pre_db):
     p = pre_db.target.effective()
-    bad_user = pre_db.env(DATABASE_URL=f"postgresql://no_such_role:secret@{p['host']}:{p['port']}/{p['dbname']}")
+    bad_user = pre_db.env(
+        DATABASE_URL=f"postgresql://no_such_role:secret@{p['host']}:{p['port']}/{p['dbname']}"
+    )
     result = pre_db.cli("migrate", "up", env=bad_user)
     _assert_clean_failure(result, "cannot connect", "no_such_role")
     assert "secret" not in result.stderr
@@ -224,7 +236,9 @@ def test_same_column_name_with_another_type(pre_db):
     with pre_db.connect(autocommit=True) as conn:
         conn.execute('alter table creator_profiles add column "trustTier" text')
     before = pre_db.dump_schema()
-    _assert_clean_failure(pre_db.cli("migrate", "up"), "public.creator_profiles.trustTier", "text", "nothing changed")
+    _assert_clean_failure(
+        pre_db.cli("migrate", "up"), "public.creator_profiles.trustTier", "text", "nothing changed"
+    )
     assert pre_db.dump_schema() == before
     assert ledger_count(pre_db) == 0
 
@@ -277,8 +291,14 @@ def test_lock_timeout_retry_succeeds_once_the_holder_commits(pre_db):
 
 def test_two_runners_at_once_apply_exactly_once(pre_db):
     procs = [
-        subprocess.Popen([sys.executable, "-m", "creatorstays_infra", "migrate", "up"], env=pre_db.env(),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        subprocess.Popen(
+            [sys.executable, "-m", "creatorstays_infra", "migrate", "up"],
+            env=pre_db.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         for _ in range(3)
     ]
     outputs = [p.communicate(timeout=120) for p in procs]
@@ -293,7 +313,9 @@ def test_migration_under_live_writes_loses_no_write(pre_db):
     """While another connection keeps updating creator_profiles and inserting offers, `up` completes."""
     with pre_db.connect(autocommit=True) as conn:
         creators = [r[0] for r in conn.execute("select id from creator_profiles order by id limit 50")]
-        host, prop = conn.execute('select "hostProfileId", "propertyId" from offers where "propertyId" is not null limit 1').fetchone()
+        host, prop = conn.execute(
+            'select "hostProfileId", "propertyId" from offers where "propertyId" is not null limit 1'
+        ).fetchone()
     committed_bios: dict[str, str] = {}
     committed_offers: list[str] = []
     errors: list[BaseException] = []
@@ -311,7 +333,10 @@ def test_migration_under_live_writes_loses_no_write(pre_db):
                 oid = f"live_offer_{i}"
                 try:
                     with conn.transaction():
-                        conn.execute('update creator_profiles set bio = %s, "updatedAt" = now() where id = %s', (bio, cid))
+                        conn.execute(
+                            'update creator_profiles set bio = %s, "updatedAt" = now() where id = %s',
+                            (bio, cid),
+                        )
                         conn.execute(
                             'insert into offers (id, "hostProfileId", "creatorProfileId", "propertyId", "offerType", '
                             '"cashCents", "updatedAt") values (%s, %s, %s, %s, \'cash\', 20000, now())',
@@ -336,8 +361,14 @@ def test_migration_under_live_writes_loses_no_write(pre_db):
     assert len(committed_offers) > 20
     assert not errors, errors[:3]
     with pre_db.connect(autocommit=True) as conn:
-        stored = dict(conn.execute("select id, bio from creator_profiles where id = any(%s)", (list(committed_bios),)).fetchall())
-        found = conn.execute("select count(*) from offers where id = any(%s)", (committed_offers,)).fetchone()[0]
+        stored = dict(
+            conn.execute(
+                "select id, bio from creator_profiles where id = any(%s)", (list(committed_bios),)
+            ).fetchall()
+        )
+        found = conn.execute(
+            "select count(*) from offers where id = any(%s)", (committed_offers,)
+        ).fetchone()[0]
         # offers written after the migration carry the Phase 1 defaults
         late = conn.execute(
             """select count(*) from offers where id = any(%s) and "statusHistory" = '[]' and "isValid" """,
@@ -374,8 +405,12 @@ def _insert_events(db, n: int, prefix: str) -> None:
 
 def _events(db) -> tuple:
     with db.connect(autocommit=True) as conn:
-        a = conn.execute("select md5(string_agg(t::text, '|' order by id)), count(*) from audit_logs t").fetchone()
-        e = conn.execute("select md5(string_agg(t::text, '|' order by id)), count(*) from analytics_events t").fetchone()
+        a = conn.execute(
+            "select md5(string_agg(t::text, '|' order by id)), count(*) from audit_logs t"
+        ).fetchone()
+        e = conn.execute(
+            "select md5(string_agg(t::text, '|' order by id)), count(*) from analytics_events t"
+        ).fetchone()
     return a, e
 
 
@@ -414,17 +449,26 @@ def test_several_rollbacks_never_collide_and_discard_data_skips_the_archive(appl
     assert tables_before == 6  # audit_logs, analytics_events and offers' values, per rollback
     _insert_events(applied_db, 5, "gone")
     discarded = applied_db.cli("migrate", "down", "--discard-data", check=True)
-    assert "--discard-data: 5 audit_logs, 10 analytics_events, 0 offers' statusHistory/originalTermsSnapshot values " \
-           "were dropped" in discarded.stdout
-    assert applied_db.scalar("select count(*) from pg_tables where schemaname = 'csinfra_archive'") == tables_before
-    details = applied_db.scalar("select details from csinfra_meta.migration_log where action = 'down' order by id desc limit 1")
+    assert (
+        "--discard-data: 5 audit_logs, 10 analytics_events, 0 offers' statusHistory/originalTermsSnapshot values "
+        "were dropped" in discarded.stdout
+    )
+    assert (
+        applied_db.scalar("select count(*) from pg_tables where schemaname = 'csinfra_archive'")
+        == tables_before
+    )
+    details = applied_db.scalar(
+        "select details from csinfra_meta.migration_log where action = 'down' order by id desc limit 1"
+    )
     assert details["discarded_rows"] == {"audit_logs": 5, "analytics_events": 10, "offers": 0}
 
 
 def test_rollback_waits_for_writers_so_no_event_lands_after_the_archive(applied_db):
     """A writer mid-transaction on audit_logs: the rollback waits (lock_timeout, retry) rather than lose its row."""
     writer = applied_db.connect()
-    writer.execute("insert into audit_logs (id, action, \"actorType\", \"actorId\", \"targetType\", \"targetId\") values ('late', 'system.x', 'system', 'system', 'X', 'x1')")
+    writer.execute(
+        "insert into audit_logs (id, action, \"actorType\", \"actorId\", \"targetType\", \"targetId\") values ('late', 'system.x', 'system', 'system', 'X', 'x1')"
+    )
 
     def commit_later():
         time.sleep(1.0)
@@ -442,7 +486,10 @@ def test_rollback_waits_for_writers_so_no_event_lands_after_the_archive(applied_
 
 def _offer_values(db) -> dict[str, tuple]:
     with db.connect(autocommit=True) as conn:
-        return {r[0]: (r[1], r[2]) for r in conn.execute('select id, "statusHistory", "originalTermsSnapshot" from offers')}
+        return {
+            r[0]: (r[1], r[2])
+            for r in conn.execute('select id, "statusHistory", "originalTermsSnapshot" from offers')
+        }
 
 
 def test_rollback_keeps_every_value_that_cannot_be_derived_again(applied_db):
@@ -455,25 +502,39 @@ def test_rollback_keeps_every_value_that_cannot_be_derived_again(applied_db):
         ids = [r[0] for r in conn.execute("select id from offers order by id limit 40")]
         history, written, rebuilt = ids[:15], ids[10:25], ids[25:40]
         conn.execute("""update offers set "statusHistory" = %s::jsonb where id = any(%s)""", (entry, history))
-        conn.execute("""update offers set "originalTermsSnapshot" = jsonb_build_object('cashCents', "cashCents", 'snapshotAt', id)
-                        where id = any(%s)""", (written,))
-        conn.execute("""update offers set "originalTermsSnapshot" = '{"cashCents": 1, "reconstructed": true}' where id = any(%s)""",
-                     (rebuilt,))
+        conn.execute(
+            """update offers set "originalTermsSnapshot" = jsonb_build_object('cashCents', "cashCents", 'snapshotAt', id)
+                        where id = any(%s)""",
+            (written,),
+        )
+        conn.execute(
+            """update offers set "originalTermsSnapshot" = '{"cashCents": 1, "reconstructed": true}' where id = any(%s)""",
+            (rebuilt,),
+        )
         conn.commit()
     before = _offer_values(applied_db)
     events = _events(applied_db)
     down = applied_db.cli("migrate", "down", check=True)
-    assert "archived 7 audit_logs, 14 analytics_events, 25 offers' statusHistory/originalTermsSnapshot values" in down.stdout
+    assert (
+        "archived 7 audit_logs, 14 analytics_events, 25 offers' statusHistory/originalTermsSnapshot values"
+        in down.stdout
+    )
     archive_id = archive_id_of(down.stdout)
     applied_db.cli("migrate", "up", check=True)
     # written by the application since the re-apply: these values win over the archive
     newer = '[{"fromStatus": "pending", "toStatus": "declined", "changedBy": "creator", "changedAt": "2026-12-01T00:00:00.000Z"}]'
     with applied_db.connect() as conn:
         conn.execute("""update offers set "statusHistory" = %s::jsonb where id = %s""", (newer, history[0]))
-        conn.execute("""update offers set "originalTermsSnapshot" = '{"cashCents": 99}' where id = %s""", (written[-1],))
+        conn.execute(
+            """update offers set "originalTermsSnapshot" = '{"cashCents": 99}' where id = %s""",
+            (written[-1],),
+        )
         conn.commit()
     restored = applied_db.cli("migrate", "restore-archive", archive_id, check=True)
-    assert "restored 7 audit_logs, 14 analytics_events, 14 offers' statusHistory, 14 offers' originalTermsSnapshot" in restored.stdout
+    assert (
+        "restored 7 audit_logs, 14 analytics_events, 14 offers' statusHistory, 14 offers' originalTermsSnapshot"
+        in restored.stdout
+    )
     assert "kept the values already present: 1 statusHistory, 1 originalTermsSnapshot" in restored.stdout
     after = _offer_values(applied_db)
     assert _events(applied_db) == events
@@ -487,7 +548,10 @@ def test_rollback_keeps_every_value_that_cannot_be_derived_again(applied_db):
             assert after[oid] == (hist, expected_snapshot), oid
     # a second restore changes nothing
     again = applied_db.cli("migrate", "restore-archive", archive_id, check=True)
-    assert "restored 0 audit_logs, 0 analytics_events, 0 offers' statusHistory, 0 offers' originalTermsSnapshot" in again.stdout
+    assert (
+        "restored 0 audit_logs, 0 analytics_events, 0 offers' statusHistory, 0 offers' originalTermsSnapshot"
+        in again.stdout
+    )
     assert _offer_values(applied_db) == after
 
 
@@ -497,7 +561,10 @@ def test_restore_refuses_to_leave_originals_behind_reconstructed_snapshots(appli
     _insert_events(applied_db, 4, "k")
     with applied_db.connect() as conn:
         ids = [r[0] for r in conn.execute("select id from offers order by id limit 3")]
-        conn.execute("""update offers set "originalTermsSnapshot" = '{"cashCents": 12345}' where id = any(%s)""", (ids,))
+        conn.execute(
+            """update offers set "originalTermsSnapshot" = '{"cashCents": 12345}' where id = any(%s)""",
+            (ids,),
+        )
         conn.commit()
     archive_id = archive_id_of(applied_db.cli("migrate", "down", check=True).stdout)
     applied_db.cli("migrate", "up", check=True)
@@ -505,11 +572,17 @@ def test_restore_refuses_to_leave_originals_behind_reconstructed_snapshots(appli
     audit_rows = applied_db.scalar("select count(*) from audit_logs")
     refused = applied_db.cli("migrate", "restore-archive", archive_id)
     assert refused.returncode == 1
-    assert "3 offers got a reconstructed terms snapshot" in refused.stderr and "--keep-reconstructed" in refused.stderr
+    assert (
+        "3 offers got a reconstructed terms snapshot" in refused.stderr
+        and "--keep-reconstructed" in refused.stderr
+    )
     assert applied_db.scalar("select count(*) from audit_logs") == audit_rows
     kept = applied_db.cli("migrate", "restore-archive", archive_id, "--keep-reconstructed", check=True)
     assert "restored 4 audit_logs, 8 analytics_events" in kept.stdout
     assert "3 originalTermsSnapshot" in kept.stdout  # kept: the reconstructed ones
     with applied_db.connect(autocommit=True) as conn:
-        snapshots = [r[0] for r in conn.execute('select "originalTermsSnapshot" from offers where id = any(%s)', (ids,))]
+        snapshots = [
+            r[0]
+            for r in conn.execute('select "originalTermsSnapshot" from offers where id = any(%s)', (ids,))
+        ]
     assert all(s["reconstructed"] is True for s in snapshots)

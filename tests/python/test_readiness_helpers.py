@@ -16,26 +16,61 @@ from creatorstays_infra import (
     is_valid_transition,
 )
 
-COMPLETE = {"displayName": "Ana", "handle": "ana", "bio": "Travel", "niches": ["travel"], "deliverables": ["reel"],
-            "minimumFlatFee": 50_000, "avatarUrl": "https://a", "instagramConnected": False, "tiktokConnected": True}
+COMPLETE = {
+    "displayName": "Ana",
+    "handle": "ana",
+    "bio": "Travel",
+    "niches": ["travel"],
+    "deliverables": ["reel"],
+    "minimumFlatFee": 50_000,
+    "avatarUrl": "https://a",
+    "instagramConnected": False,
+    "tiktokConnected": True,
+}
 
 
 def test_a_complete_profile_with_oauth_is_ready_and_verified():
     r = compute_readiness(COMPLETE)
-    assert (r.readiness_state, r.readiness_blockers, r.profile_completeness, r.trust_tier) == ("READY", [], 1.0, "VERIFIED")
+    assert (r.readiness_state, r.readiness_blockers, r.profile_completeness, r.trust_tier) == (
+        "READY",
+        [],
+        1.0,
+        "VERIFIED",
+    )
     assert r.is_ready and is_ready(COMPLETE)
 
 
 def test_without_oauth_pending_and_blockers_in_the_specified_order():
     r = compute_readiness({**COMPLETE, "tiktokConnected": False})
     assert (r.readiness_state, r.readiness_blockers) == ("PENDING_OAUTH", ["no_social_connected"])
-    assert r.profile_completeness == pytest.approx(6.5 / 8) and r.trust_tier == "NEW"  # no OAuth: never VERIFIED
-    blank = compute_readiness({"displayName": " \t", "handle": "\u3000", "bio": None, "niches": [], "deliverables": None,
-                               "minimumFlatFee": 0, "avatarUrl": ""})
-    assert blank.readiness_blockers == ["missing_display_name", "missing_handle", "missing_bio", "missing_niches",
-                                        "missing_deliverables", "missing_minimum_rate", "no_social_connected"]
+    assert (
+        r.profile_completeness == pytest.approx(6.5 / 8) and r.trust_tier == "NEW"
+    )  # no OAuth: never VERIFIED
+    blank = compute_readiness(
+        {
+            "displayName": " \t",
+            "handle": "\u3000",
+            "bio": None,
+            "niches": [],
+            "deliverables": None,
+            "minimumFlatFee": 0,
+            "avatarUrl": "",
+        }
+    )
+    assert blank.readiness_blockers == [
+        "missing_display_name",
+        "missing_handle",
+        "missing_bio",
+        "missing_niches",
+        "missing_deliverables",
+        "missing_minimum_rate",
+        "no_social_connected",
+    ]
     assert (blank.readiness_state, blank.profile_completeness, blank.trust_tier) == ("INCOMPLETE", 0.0, "NEW")
-    assert blocker_messages(["missing_bio", "no_social_connected"]) == ["Write a bio", "Connect Instagram or TikTok"]
+    assert blocker_messages(["missing_bio", "no_social_connected"]) == [
+        "Write a bio",
+        "Connect Instagram or TikTok",
+    ]
 
 
 def test_proven_with_a_completed_collaboration_and_snake_case_accepted():
@@ -43,10 +78,15 @@ def test_proven_with_a_completed_collaboration_and_snake_case_accepted():
     assert r.trust_tier == "PROVEN" and r.readiness_state == "INCOMPLETE"
 
 
-@pytest.mark.parametrize(("profile", "field"), [
-    ({"bio": 5}, "bio"), ({"niches": "travel"}, "niches"), ({"minimumFlatFee": 1.5}, "minimumFlatFee"),
-    ({"minimumFlatFee": True}, "minimumFlatFee"),
-])
+@pytest.mark.parametrize(
+    ("profile", "field"),
+    [
+        ({"bio": 5}, "bio"),
+        ({"niches": "travel"}, "niches"),
+        ({"minimumFlatFee": 1.5}, "minimumFlatFee"),
+        ({"minimumFlatFee": True}, "minimumFlatFee"),
+    ],
+)
 def test_bad_fields_are_named(profile, field):
     with pytest.raises(ValidationError) as bad:
         compute_readiness(profile)
@@ -57,7 +97,10 @@ def test_bad_fields_are_named(profile, field):
 
 def test_transitions_and_expiry_follow_the_spec():
     allowed = {("draft", "pending"), ("draft", "withdrawn")} | {
-        (f, t) for f in ("pending", "countered") for t in ("accepted", "declined", "countered", "withdrawn", "expired")}
+        (f, t)
+        for f in ("pending", "countered")
+        for t in ("accepted", "declined", "countered", "withdrawn", "expired")
+    }
     statuses = ["draft", "pending", "countered", "accepted", "declined", "withdrawn", "expired"]
     assert {(f, t) for f in statuses for t in statuses if is_valid_transition(f, t)} == allowed
     now = datetime(2026, 6, 1, 12, 0, 0)

@@ -9,11 +9,20 @@ import json
 import re
 from html.parser import HTMLParser
 
-from creatorstays_infra import report
-from creatorstays_infra.report import ACTIVATION_STEPS, FUNNEL_STEPS, ReportData
+from creatorstays_infra.ops import report
+from creatorstays_infra.ops.report import ACTIVATION_STEPS, FUNNEL_STEPS, ReportData
 
 EVIL = "</script><script>alert(1)</script>"
-NASTY = [EVIL, "<!--", "<script", "x\u2028y\u2029z", "a & b > c", "</SCRIPT >", "<!-- <script> </script> -->", "]]>"]
+NASTY = [
+    EVIL,
+    "<!--",
+    "<script",
+    "x\u2028y\u2029z",
+    "a & b > c",
+    "</SCRIPT >",
+    "<!-- <script> </script> -->",
+    "]]>",
+]
 
 
 class Page(HTMLParser):
@@ -55,32 +64,78 @@ def sample_data(text: str = "Plain") -> ReportData:
     funnel = {k: 100 - 10 * i for i, (k, _) in enumerate(FUNNEL_STEPS)}
     activation = {k: 50 - 5 * i for i, (k, _) in enumerate(ACTIVATION_STEPS)}
     funnel_weeks = [
-        {"sent_week": f"2024-01-{d:02d}", "offers_sent": 10 + d, "offers_accepted": d,
-         "responded_within_window_rate": 0.5, "accepted_within_window_rate": None if d > 20 else 0.25,
-         "completed_within_window_rate": 0.1, "median_hours_to_response": 12.5, "responded_window_days": 7,
-         "accepted_window_days": 14, "completed_window_days": 60, "note": text}
+        {
+            "sent_week": f"2024-01-{d:02d}",
+            "offers_sent": 10 + d,
+            "offers_accepted": d,
+            "responded_within_window_rate": 0.5,
+            "accepted_within_window_rate": None if d > 20 else 0.25,
+            "completed_within_window_rate": 0.1,
+            "median_hours_to_response": 12.5,
+            "responded_window_days": 7,
+            "accepted_window_days": 14,
+            "completed_window_days": 60,
+            "note": text,
+        }
         for d in (1, 8, 15, 22)
     ]
     activation_weeks = [
-        {"signup_week": f"2024-01-{d:02d}", "creators_signed_up": 5 + d, "ready_rate": 0.4,
-         "offer_within_window_rate": 0.3, "responded_within_window_rate": 0.2,
-         "completed_collab_within_window_rate": 0.1, "offer_window_days": 14, "response_window_days": 21,
-         "completed_collab_window_days": 60}
+        {
+            "signup_week": f"2024-01-{d:02d}",
+            "creators_signed_up": 5 + d,
+            "ready_rate": 0.4,
+            "offer_within_window_rate": 0.3,
+            "responded_within_window_rate": 0.2,
+            "completed_collab_within_window_rate": 0.1,
+            "offer_window_days": 14,
+            "response_window_days": 21,
+            "completed_collab_window_days": 60,
+        }
         for d in (1, 8, 15)
     ]
     blockers = [
-        {"display_order": 1, "blocker_code": "NO_PHOTO", "message": text, "creators_blocked": 30,
-         "creators_blocked_only_by_this": 10, "share_of_creators": 0.3, "total_creators": 100},
-        {"display_order": 2, "blocker_code": f"CODE {text}", "message": "Add a bio " + text, "creators_blocked": 12,
-         "creators_blocked_only_by_this": 0, "share_of_creators": 0.12, "total_creators": 100},
-        {"display_order": 3, "blocker_code": "NONE", "message": "nobody", "creators_blocked": 0,
-         "creators_blocked_only_by_this": 0, "share_of_creators": 0.0, "total_creators": 100},
+        {
+            "display_order": 1,
+            "blocker_code": "NO_PHOTO",
+            "message": text,
+            "creators_blocked": 30,
+            "creators_blocked_only_by_this": 10,
+            "share_of_creators": 0.3,
+            "total_creators": 100,
+        },
+        {
+            "display_order": 2,
+            "blocker_code": f"CODE {text}",
+            "message": "Add a bio " + text,
+            "creators_blocked": 12,
+            "creators_blocked_only_by_this": 0,
+            "share_of_creators": 0.12,
+            "total_creators": 100,
+        },
+        {
+            "display_order": 3,
+            "blocker_code": "NONE",
+            "message": "nobody",
+            "creators_blocked": 0,
+            "creators_blocked_only_by_this": 0,
+            "share_of_creators": 0.0,
+            "total_creators": 100,
+        },
     ]
-    trust_days = [{"calendar_day": f"2024-01-{d:02d}", "trust_tier": t, "creators": n + d}
-                  for d in range(1, 16) for t, n in (("NEW", 40), ("VERIFIED", 20), ("PROVEN", 5))]
+    trust_days = [
+        {"calendar_day": f"2024-01-{d:02d}", "trust_tier": t, "creators": n + d}
+        for d in range(1, 16)
+        for t, n in (("NEW", 40), ("VERIFIED", 20), ("PROVEN", 5))
+    ]
     return ReportData(
-        generated_at=f"2024-01-15 10:00 UTC {text}", schema=f"marts {text}", funnel=funnel, funnel_weeks=funnel_weeks,
-        activation=activation, activation_weeks=activation_weeks, blockers=blockers, trust_days=trust_days,
+        generated_at=f"2024-01-15 10:00 UTC {text}",
+        schema=f"marts {text}",
+        funnel=funnel,
+        funnel_weeks=funnel_weeks,
+        activation=activation,
+        activation_weeks=activation_weeks,
+        blockers=blockers,
+        trust_days=trust_days,
         trust_latest={"NEW": 55, "VERIFIED": 35, text: 1},
         windows={"responded": 7, "accepted": 14, "completed": 60, "first_offer": 14, "first_response": text},
     )
@@ -88,14 +143,23 @@ def sample_data(text: str = "Plain") -> ReportData:
 
 def embedded(data: ReportData) -> dict:
     """What the page embeds as JSON (the same value json.loads must give back)."""
-    return {"generatedAt": data.generated_at, "funnel": data.funnel, "activation": data.activation,
-            "funnelWeeks": data.funnel_weeks, "activationWeeks": data.activation_weeks,
-            "blockers": data.blockers, "trustLatest": data.trust_latest}
+    return {
+        "generatedAt": data.generated_at,
+        "funnel": data.funnel,
+        "activation": data.activation,
+        "funnelWeeks": data.funnel_weeks,
+        "activationWeeks": data.activation_weeks,
+        "blockers": data.blockers,
+        "trustLatest": data.trust_latest,
+    }
 
 
 def csp_directives(p: Page) -> dict[str, list[str]]:
-    metas = [dict(a) for t, a in p.tags if t == "meta" and (dict(a).get("http-equiv") or "").lower()
-             == "content-security-policy"]
+    metas = [
+        dict(a)
+        for t, a in p.tags
+        if t == "meta" and (dict(a).get("http-equiv") or "").lower() == "content-security-policy"
+    ]
     assert len(metas) == 1, metas
     directives: dict[str, list[str]] = {}
     for part in metas[0]["content"].split(";"):
@@ -134,8 +198,12 @@ def test_csp_has_no_unsafe_inline_and_hashes_every_inline_block():
 def test_no_style_or_event_handler_attributes():
     """Hashes do not cover `style="…"` or `on…="…"` attributes (CSP 3 without 'unsafe-hashes')."""
     p = parse(report.render(sample_data()))
-    offending = [(tag, name) for tag, attrs in p.tags for name, _ in attrs
-                 if name.lower() == "style" or name.lower().startswith("on")]
+    offending = [
+        (tag, name)
+        for tag, attrs in p.tags
+        for name, _ in attrs
+        if name.lower() == "style" or name.lower().startswith("on")
+    ]
     assert offending == []
     # the blocker table still draws its bars, proportional to the largest
     page = report.render(sample_data())
@@ -166,7 +234,11 @@ def test_embedded_json_cannot_break_out_of_its_script_element():
 
 
 def test_embedded_json_round_trips_exactly():
-    data = sample_data("quote \" backslash \\ slash / \u2028\u2029 <b>&amp;</b> é ✓")
-    raw = next(b["text"] for b in parse(report.render(data)).blocks if b["attrs"].get("type") == "application/json")
+    data = sample_data('quote " backslash \\ slash / \u2028\u2029 <b>&amp;</b> é ✓')
+    raw = next(
+        b["text"] for b in parse(report.render(data)).blocks if b["attrs"].get("type") == "application/json"
+    )
     assert json.loads(raw) == embedded(data)
-    assert "\\u003c" in raw and "\\u003e" in raw and "\\u0026" in raw and "\\u2028" in raw and "\\u2029" in raw
+    assert (
+        "\\u003c" in raw and "\\u003e" in raw and "\\u0026" in raw and "\\u2028" in raw and "\\u2029" in raw
+    )

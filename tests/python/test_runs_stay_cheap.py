@@ -11,25 +11,39 @@ import subprocess
 import yaml
 
 from conftest import ROOT
-from creatorstays_infra.dbt import dbt_command, dbt_env, run_dbt
+from creatorstays_infra.ops.dbt import dbt_command, dbt_env, run_dbt
 
 WRITE_BACK = ["run", "--select", "+wb_creator_profiles", "+wb_offers"]
-VIEWS = ["stg_app__collaborations", "stg_app__creator_profiles", "stg_app__offers", "int_offer_status_changes",
-         "int_offers_validated", "int_creator_lifecycle", "int_creators_derived"]
+VIEWS = [
+    "stg_app__collaborations",
+    "stg_app__creator_profiles",
+    "stg_app__offers",
+    "int_offer_status_changes",
+    "int_offers_validated",
+    "int_creator_lifecycle",
+    "int_creators_derived",
+]
 
 
 def statuses(log: str) -> dict[str, str]:
     """model -> what dbt reported for it (CREATE VIEW, UNCHANGED, SELECT 1 …), from dbt's console lines."""
     found = {}
-    for m in re.finditer(r"OK created sql \S+ model csinfra\.(\w+) \.+ \[(?:\x1b\[\d+m)?([A-Z][A-Z 0-9]*?)(?:\x1b\[0m)? in ", log):
+    for m in re.finditer(
+        r"OK created sql \S+ model csinfra\.(\w+) \.+ \[(?:\x1b\[\d+m)?([A-Z][A-Z 0-9]*?)(?:\x1b\[0m)? in ",
+        log,
+    ):
         found[m.group(1)] = m.group(2)
     return found
 
 
 def oids(db) -> dict[str, int]:
     with db.connect(autocommit=True) as conn:
-        return dict(conn.execute("select relname, oid::int from pg_class where relnamespace = 'csinfra'::regnamespace "
-                                 "and relkind = 'v'").fetchall())
+        return dict(
+            conn.execute(
+                "select relname, oid::int from pg_class where relnamespace = 'csinfra'::regnamespace "
+                "and relkind = 'v'"
+            ).fetchall()
+        )
 
 
 def test_a_second_run_rebuilds_no_view_and_waits_on_no_reader(built_db):
@@ -40,15 +54,21 @@ def test_a_second_run_rebuilds_no_view_and_waits_on_no_reader(built_db):
     before = oids(built_db)
     with built_db.connect() as reader:
         reader.execute("select count(*) from csinfra.int_creators_derived").fetchone()
-        reader.execute("select count(*) from csinfra.stg_app__offers").fetchone()  # the transaction stays open
+        reader.execute(
+            "select count(*) from csinfra.stg_app__offers"
+        ).fetchone()  # the transaction stays open
         log = ROOT / "target" / f"pytest_cheap_{built_db.name}.log"
-        proc = run_dbt(built_db.target, "public", WRITE_BACK, log_path=log, env={"PGOPTIONS": "-c lock_timeout=3s"})
+        proc = run_dbt(
+            built_db.target, "public", WRITE_BACK, log_path=log, env={"PGOPTIONS": "-c lock_timeout=3s"}
+        )
         rc = proc.wait(timeout=300)
         text = log.read_text()
         log.unlink()
         reader.rollback()
     assert rc == 0, text[-4000:]
-    assert {m: s for m, s in statuses(text).items() if m in VIEWS} == dict.fromkeys(VIEWS, "UNCHANGED"), text[-4000:]
+    assert {m: s for m, s in statuses(text).items() if m in VIEWS} == dict.fromkeys(VIEWS, "UNCHANGED"), text[
+        -4000:
+    ]
     assert oids(built_db) == before
 
 
@@ -69,8 +89,11 @@ def test_what_a_view_is_built_from_changing_rebuilds_it_and_only_what_depends_on
     got = statuses(built_db.dbt(*WRITE_BACK))
     assert got["stg_app__offers"] == got["int_offers_validated"] == "CREATE VIEW", got
     assert got["stg_app__creator_profiles"] == got["stg_app__collaborations"] == "UNCHANGED", got
-    assert built_db.scalar("""select format_type(atttypid, atttypmod) from pg_attribute
-                              where attrelid = 'csinfra.int_offers_validated'::regclass and attname = 'cash_cents'""") == "bigint"
+    assert (
+        built_db.scalar("""select format_type(atttypid, atttypmod) from pg_attribute
+                              where attrelid = 'csinfra.int_offers_validated'::regclass and attname = 'cash_cents'""")
+        == "bigint"
+    )
 
     # a rule constant changes the compiled SQL of the views that use it, and only theirs
     rules = yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"]["csinfra_rules"]
@@ -95,18 +118,34 @@ def test_what_a_view_is_built_from_changing_rebuilds_it_and_only_what_depends_on
 def test_backfill_settings_keep_dbt_partial_parse_where_vars_would_not(built_db):
     """csinfra backfill passes its options through the environment, so dbt keeps its partial parse from one
     run to the next whatever the options; the same settings as --vars make dbt parse the whole project."""
-    built_db.cli("backfill", "--write-back-only", check=True)  # against this database: the profile may have changed
+    built_db.cli(
+        "backfill", "--write-back-only", check=True
+    )  # against this database: the profile may have changed
     manifest = ROOT / "target" / "manifest.json"
     manifest_mtime = manifest.stat().st_mtime if manifest.exists() else None
-    second = built_db.cli("backfill", "--write-back-only", "--batch-size", "7", "--pause", "0", "--dry-run", "--json",
-                         check=True)
+    second = built_db.cli(
+        "backfill",
+        "--write-back-only",
+        "--batch-size",
+        "7",
+        "--pause",
+        "0",
+        "--dry-run",
+        "--json",
+        check=True,
+    )
     log = (ROOT / "target" / "csinfra_backfill.log").read_text()
     assert "Unable to do partial parsing" not in log, log[:2000]
     # the settings reached the write-back: a dry run (nothing written) with batches of 7
     with built_db.connect(autocommit=True) as conn:
-        runs = conn.execute("select model, dry_run, batch_size, status from csinfra.writeback_log "
-                            "order by started_at desc limit 2").fetchall()
-    assert sorted(runs) == [("wb_creator_profiles", True, 7, "previewed"), ("wb_offers", True, 7, "previewed")], runs
+        runs = conn.execute(
+            "select model, dry_run, batch_size, status from csinfra.writeback_log "
+            "order by started_at desc limit 2"
+        ).fetchall()
+    assert sorted(runs) == [
+        ("wb_creator_profiles", True, 7, "previewed"),
+        ("wb_offers", True, 7, "previewed"),
+    ], runs
     assert json.loads(second.stdout)["dryRun"] is True
     # dbt's run_results.json is written, the manifest is left alone
     results = json.loads((ROOT / "target" / "run_results.json").read_text())
@@ -120,8 +159,13 @@ def test_backfill_settings_keep_dbt_partial_parse_where_vars_would_not(built_db)
 
 def test_an_unknown_backfill_setting_is_refused_naming_it(built_db):
     log = ROOT / "target" / f"pytest_cheap_{built_db.name}.log"
-    proc = run_dbt(built_db.target, "public", ["run", "--select", "wb_creator_profiles"], log_path=log,
-                   env={"CSINFRA_WRITEBACK_SETTINGS": json.dumps({"writeback_batch_sise": 7})})
+    proc = run_dbt(
+        built_db.target,
+        "public",
+        ["run", "--select", "wb_creator_profiles"],
+        log_path=log,
+        env={"CSINFRA_WRITEBACK_SETTINGS": json.dumps({"writeback_batch_sise": 7})},
+    )
     assert proc.wait(timeout=300) == 1
     text = log.read_text()
     log.unlink()
@@ -134,16 +178,20 @@ def test_csinfra_runs_dbt_with_dbt_own_exit_codes(built_db):
     env = dbt_env(built_db.target, "public")
 
     def both(args: list[str]) -> tuple[int, int]:
-        plain = subprocess.run(dbt_command(args), check=False, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        plain = subprocess.run(
+            dbt_command(args), check=False, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
         log = ROOT / "target" / f"pytest_cheap_{built_db.name}.log"
         ours = run_dbt(built_db.target, "public", args, log_path=log).wait(timeout=300)
         log.unlink()
         return plain.returncode, ours
 
     with built_db.connect(autocommit=True) as conn:
-        conn.execute('update creator_profiles set "profileCompleteness" = 0.5 where id = (select min(id) from creator_profiles)')
+        conn.execute(
+            'update creator_profiles set "profileCompleteness" = 0.5 where id = (select min(id) from creator_profiles)'
+        )
     assert both(["test", "--select", "assert_creators_stored_equal_derived"]) == (1, 1)
     with built_db.connect(autocommit=True) as conn:
-        conn.execute('alter table creator_profiles rename column bio to about')
+        conn.execute("alter table creator_profiles rename column bio to about")
     assert both(["run", "--select", "stg_app__creator_profiles"]) == (2, 2)
     assert both(["run", "--no-such-option"]) == (2, 2)

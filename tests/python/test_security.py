@@ -27,17 +27,17 @@ from creatorstays_infra import (
     CsinfraError,
     ValidationError,
     analytics_stats,
-    embedded,
     log_analytics_event,
     log_audit_event,
     reset_analytics_stats,
     timeouts,
     update_creator_readiness,
 )
-from creatorstays_infra import database as database_module
 from creatorstays_infra.errors import ConfigurationError, DatabaseError
-from creatorstays_infra.marts import MART_MODELS
-from creatorstays_infra.migrations import Options
+from creatorstays_infra.ops import database as database_module
+from creatorstays_infra.ops import embedded
+from creatorstays_infra.ops.marts import MART_MODELS
+from creatorstays_infra.ops.migrations import Options
 
 ROOT = Path(__file__).resolve().parents[2]
 INJECTION = "5s', true); drop table offers; --"
@@ -48,8 +48,15 @@ AS_ROOT = os.geteuid() == 0
 
 
 def csinfra(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "creatorstays_infra", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "creatorstays_infra", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
 
 
 def own_server_env(state_dir: Path, **extra: str) -> dict[str, str]:
@@ -77,14 +84,28 @@ def locked_server():
     started = csinfra("db", "start", env=own_server_env(state, CSINFRA_CANARY=canary))
     assert started.returncode == 0, started.stderr
     info = embedded.EmbeddedServer(state).info()
-    yield {"state": state, "info": info, "canary": canary, "before": before, "watched": watched, "url": started.stdout.strip()}
+    yield {
+        "state": state,
+        "info": info,
+        "canary": canary,
+        "before": before,
+        "watched": watched,
+        "url": started.stdout.strip(),
+    }
     csinfra("db", "stop", env=own_server_env(state))
     subprocess.run(["rm", "-rf", str(parent)], check=False)
 
 
 def _connect(info: embedded.ServerInfo, **kwargs) -> psycopg.Connection:
-    return psycopg.connect(host=embedded.HOST, port=info.port, user=embedded.SUPERUSER, dbname="postgres",
-                           connect_timeout=10, autocommit=True, **kwargs)
+    return psycopg.connect(
+        host=embedded.HOST,
+        port=info.port,
+        user=embedded.SUPERUSER,
+        dbname="postgres",
+        connect_timeout=10,
+        autocommit=True,
+        **kwargs,
+    )
 
 
 def test_the_secret_is_the_callers_alone_and_every_rule_wants_a_password(locked_server):
@@ -92,7 +113,9 @@ def test_the_secret_is_the_callers_alone_and_every_rule_wants_a_password(locked_
     mode = info.passfile.stat()
     assert stat.S_IMODE(mode.st_mode) == 0o600 and mode.st_uid == os.geteuid()
     with _connect(info, passfile=str(info.passfile)) as conn:
-        rules = conn.execute("select type, auth_method, address from pg_hba_file_rules where error is null").fetchall()
+        rules = conn.execute(
+            "select type, auth_method, address from pg_hba_file_rules where error is null"
+        ).fetchall()
         sockets = conn.execute("show unix_socket_directories").fetchone()[0]
         listen = conn.execute("show listen_addresses").fetchone()[0]
     assert rules == [("host", "scram-sha-256", "127.0.0.1")]
@@ -114,18 +137,43 @@ def test_another_os_user_is_refused(locked_server):
     conninfo = f"host={embedded.HOST} port={info.port} user={embedded.SUPERUSER} dbname=postgres"
     if AS_ROOT:
         # nobody knows the port and where the secret is, and still cannot read it or connect
-        result = subprocess.run([psql, conninfo, "-Atc", "select 1"], user="nobody", group="nogroup", extra_groups=[],
-                                env=env, capture_output=True, text=True, timeout=60, check=False)
+        result = subprocess.run(
+            [psql, conninfo, "-Atc", "select 1"],
+            user="nobody",
+            group="nogroup",
+            extra_groups=[],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert result.returncode != 0
-        assert "no password supplied" in result.stderr or "password authentication failed" in result.stderr, result.stderr
-        reading = subprocess.run(["cat", str(info.passfile)], user="nobody", group="nogroup", extra_groups=[],
-                                 capture_output=True, text=True, timeout=60, check=False)
+        assert "no password supplied" in result.stderr or "password authentication failed" in result.stderr, (
+            result.stderr
+        )
+        reading = subprocess.run(
+            ["cat", str(info.passfile)],
+            user="nobody",
+            group="nogroup",
+            extra_groups=[],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert reading.returncode != 0 and "Permission denied" in reading.stderr
     else:
         # the server runs as us: what keeps others out is the file mode (no read for group or others)
         assert stat.S_IMODE(info.passfile.stat().st_mode) & 0o077 == 0
-        result = subprocess.run([psql, conninfo, "-Atc", "select 1"], env={**env, "PGPASSFILE": os.devnull},
-                                capture_output=True, text=True, timeout=60, check=False)
+        result = subprocess.run(
+            [psql, conninfo, "-Atc", "select 1"],
+            env={**env, "PGPASSFILE": os.devnull},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert result.returncode != 0 and "no password supplied" in result.stderr
 
 
@@ -162,7 +210,9 @@ def test_url_and_env_hide_the_password_and_still_work(locked_server):
     assert f":{secret}@" in shown.stdout
     assert f"PGPASSFILE={info.passfile}" in exported.stdout
     script = f'eval "$({sys.executable} -m creatorstays_infra db env)" && psql -Atc "select 41 + 1"'
-    works = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
+    works = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT, check=False
+    )
     assert works.stdout.strip() == "42", works.stderr
     with psycopg.connect(url.stdout.strip(), connect_timeout=10) as conn:  # the URL names the passfile
         assert conn.execute("select current_user").fetchone()[0] == embedded.SUPERUSER
@@ -226,19 +276,30 @@ def watched_db(built_db):
     """built_db, with every statement (nested ones too) counted by pg_stat_statements."""
     with built_db.connect(autocommit=True) as conn:
         conn.execute("create extension if not exists pg_stat_statements")
-        conn.execute(sql.SQL("alter database {} set pg_stat_statements.track = 'all'").format(sql.Identifier(built_db.name)))
+        conn.execute(
+            sql.SQL("alter database {} set pg_stat_statements.track = 'all'").format(
+                sql.Identifier(built_db.name)
+            )
+        )
     return built_db
 
 
 def ran(db, pattern: str) -> list[str]:
     """Statements pg_stat_statements saw in this database whose text matches `pattern`."""
     with db.connect(autocommit=True) as conn:
-        return [r[0] for r in conn.execute(
-            "select s.query from pg_stat_statements as s join pg_database as d on d.oid = s.dbid "
-            "where d.datname = %s and s.query ~* %s", (db.name, pattern)).fetchall()]
+        return [
+            r[0]
+            for r in conn.execute(
+                "select s.query from pg_stat_statements as s join pg_database as d on d.oid = s.dbid "
+                "where d.datname = %s and s.query ~* %s",
+                (db.name, pattern),
+            ).fetchall()
+        ]
 
 
-def dbt_fails(db, *args: str, vars_: dict | None = None, env: dict | None = None, app_schema: str = "public") -> str:
+def dbt_fails(
+    db, *args: str, vars_: dict | None = None, env: dict | None = None, app_schema: str = "public"
+) -> str:
     with pytest.raises(AssertionError) as failed:
         db.as_role("owner").dbt(*args, vars_=vars_, env=env, app_schema=app_schema)
     return str(failed.value)
@@ -256,20 +317,49 @@ def test_hostile_settings_are_refused_where_they_enter_and_run_nothing(watched_d
         result = db.cli(*args)
         assert result.returncode == 2, (args, result.stderr)
         assert f"{option}: expected a duration like 5s or 500ms" in result.stderr
-    for args, option in ((("--batch-size", "-5"), "--batch-size"), (("--batch-size", "100000000000"), "--batch-size"),
-                         (("--pause", "nan"), "--pause"), (("--batch-target-ms", "inf"), "--batch-target-ms")):
+    for args, option in (
+        (("--batch-size", "-5"), "--batch-size"),
+        (("--batch-size", "100000000000"), "--batch-size"),
+        (("--pause", "nan"), "--pause"),
+        (("--batch-target-ms", "inf"), "--batch-target-ms"),
+    ):
         result = db.cli("backfill", *args)
         assert result.returncode == 2 and option in result.stderr, (args, result.stderr)
     # plain dbt, past the CLI: the macros refuse, naming the setting
-    log = dbt_fails(db, "run", "-s", "wb_offers", env={"CSINFRA_WRITEBACK_SETTINGS": json.dumps({"writeback_lock_timeout": INJECTION})})
+    log = dbt_fails(
+        db,
+        "run",
+        "-s",
+        "wb_offers",
+        env={"CSINFRA_WRITEBACK_SETTINGS": json.dumps({"writeback_lock_timeout": INJECTION})},
+    )
     assert "writeback_lock_timeout: expected a duration like 5s or 500ms" in log
-    log = dbt_fails(db, "run", "-s", "wb_offers", env={"CSINFRA_WRITEBACK_SETTINGS": json.dumps({"writeback_batch_size": -5})})
+    log = dbt_fails(
+        db,
+        "run",
+        "-s",
+        "wb_offers",
+        env={"CSINFRA_WRITEBACK_SETTINGS": json.dumps({"writeback_batch_size": -5})},
+    )
     assert "writeback_batch_size: expected a whole number from 1" in log
-    log = dbt_fails(db, "run", "-s", "int_funnel_milestones_recorded",
-                    vars_={"events_lookback": "3 days'::interval; drop table offers; --"})
+    log = dbt_fails(
+        db,
+        "run",
+        "-s",
+        "int_funnel_milestones_recorded",
+        vars_={"events_lookback": "3 days'::interval; drop table offers; --"},
+    )
     assert "var events_lookback: expected an interval" in log
-    windows = {"viewed": "3 days' + interval '1", "responded": 7, "accepted": 7, "collab_started": 14, "completed": 60}
-    log = dbt_fails(db, "run", "-s", "rpt_offer_funnel_by_sent_week", vars_={"offer_funnel_windows_days": windows})
+    windows = {
+        "viewed": "3 days' + interval '1",
+        "responded": 7,
+        "accepted": 7,
+        "collab_started": 14,
+        "completed": 60,
+    }
+    log = dbt_fails(
+        db, "run", "-s", "rpt_offer_funnel_by_sent_week", vars_={"offer_funnel_windows_days": windows}
+    )
     assert "var offer_funnel_windows_days.viewed: expected a number" in log
     log = dbt_fails(db, "run", "-s", "dim_creators", vars_={"marts_work_mem": "1GB'; drop table offers; --"})
     assert "var marts_work_mem: expected a size" in log
@@ -282,7 +372,10 @@ def test_a_schema_name_with_a_quote_is_refused_by_name_or_quoted_right(watched_d
     db = watched_db
     weird = 'we"ird'
     result = db.cli("--app-schema", weird, "verify")
-    assert result.returncode == 2 and "--app-schema 'we\"ird' is not a plain PostgreSQL schema name" in result.stderr
+    assert (
+        result.returncode == 2
+        and "--app-schema 'we\"ird' is not a plain PostgreSQL schema name" in result.stderr
+    )
     log = dbt_fails(db, "run", "-s", "stg_app__offers", app_schema=weird)
     assert "app_schema" in log and "is not a plain PostgreSQL schema name" in log
     assert ran(db, r'we"ird|we""ird') == []
@@ -291,9 +384,15 @@ def test_a_schema_name_with_a_quote_is_refused_by_name_or_quoted_right(watched_d
     # the Python library quotes whatever it is given: a schema named we"ird works as such
     with db.connect() as conn:
         conn.execute(sql.SQL("create schema {}").format(sql.Identifier(weird)))
-        conn.execute(sql.SQL("create table {} (like public.audit_logs including all)").format(sql.Identifier(weird, "audit_logs")))
+        conn.execute(
+            sql.SQL("create table {} (like public.audit_logs including all)").format(
+                sql.Identifier(weird, "audit_logs")
+            )
+        )
         audit_id = log_audit_event(conn, "offer.created", "user", "u1", "Offer", "o1", app_schema=weird)
-        rows = conn.execute(sql.SQL("select id from {}").format(sql.Identifier(weird, "audit_logs"))).fetchall()
+        rows = conn.execute(
+            sql.SQL("select id from {}").format(sql.Identifier(weird, "audit_logs"))
+        ).fetchall()
         conn.rollback()
     assert rows == [(audit_id,)]
 
@@ -302,20 +401,28 @@ def test_messages_with_quotes_and_backslashes_reach_the_data_exactly(watched_db)
     """Rule messages are configuration: with ' and \\ in them the SQL still returns them byte for byte."""
     db = watched_db
     rules = yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"]["csinfra_rules"]
-    hostile = {"no_deliverables": "It's required: one \\ deliverable '); drop table offers; --",
-               "min_total_value": "Value \\' must be >= $100 \\n"}
+    hostile = {
+        "no_deliverables": "It's required: one \\ deliverable '); drop table offers; --",
+        "min_total_value": "Value \\' must be >= $100 \\n",
+    }
     for e in rules["offer"]["errors"]:
         e["message"] = hostile.get(e["code"], e["message"])
     with db.connect(autocommit=True) as conn:  # where a backslash in '…' is an escape: E'…' must be used
-        conn.execute(sql.SQL("alter database {} set standard_conforming_strings = off").format(sql.Identifier(db.name)))
-        conn.execute(sql.SQL("alter database {} set escape_string_warning = off").format(sql.Identifier(db.name)))
+        conn.execute(
+            sql.SQL("alter database {} set standard_conforming_strings = off").format(sql.Identifier(db.name))
+        )
+        conn.execute(
+            sql.SQL("alter database {} set escape_string_warning = off").format(sql.Identifier(db.name))
+        )
     db.as_role("owner").dbt("run", "-s", "int_offers_validated", vars_={"csinfra_rules": rules})
     with db.connect() as conn:
         conn.execute("""insert into offers (id, "hostProfileId", "creatorProfileId", "offerType", "cashCents", "stayNights",
                         deliverables, "trafficBonusEnabled", "updatedAt")
                         select 'hostile_1', "hostProfileId", "creatorProfileId", 'cash', 100, 0, '{}', false, now()
                         from offers limit 1""")
-        errors = conn.execute("select validation_errors from csinfra.int_offers_validated where offer_id = 'hostile_1'").fetchone()[0]
+        errors = conn.execute(
+            "select validation_errors from csinfra.int_offers_validated where offer_id = 'hostile_1'"
+        ).fetchone()[0]
         conn.rollback()
     assert hostile["min_total_value"] in errors and hostile["no_deliverables"] in errors
     assert ran(db, DROP_OFFERS) == []
@@ -338,9 +445,15 @@ def test_grant_prints_the_statements_and_wants_a_role(built_db):
     assert printed.returncode == 0, printed.stderr
     text = printed.stdout
     assert f'revoke all on "public"."audit_logs", "public"."analytics_events" from "{ROLES["app"]}";' in text
-    assert f'grant select, insert on "public"."audit_logs", "public"."analytics_events" to "{ROLES["app"]}";' in text
+    assert (
+        f'grant select, insert on "public"."audit_logs", "public"."analytics_events" to "{ROLES["app"]}";'
+        in text
+    )
     assert 'revoke create on schema "public" from public;' in text
-    assert f'grant execute on function "csinfra"."wb_creator_profiles__apply"(text, text) to "{ROLES["app"]}";' in text
+    assert (
+        f'grant execute on function "csinfra"."wb_creator_profiles__apply"(text, text) to "{ROLES["app"]}";'
+        in text
+    )
     assert 'revoke all on function "csinfra"."wb_creator_profiles__apply"(text, text) from public;' in text
     applied = built_db.cli("grant", "--app-role", ROLES["app"], "--analyst-role", ROLES["analyst"], "--apply")
     assert applied.returncode == 0, applied.stderr
@@ -352,14 +465,17 @@ def test_grant_prints_the_statements_and_wants_a_role(built_db):
         assert "not a role to grant to" in refused.stderr or "the migration owner" in refused.stderr, role
     with built_db.connect(autocommit=True) as conn:
         app = ROLES["app"]
-        held = conn.execute("""select has_table_privilege(%(r)s, 'public.audit_logs', 'UPDATE'),
+        held = conn.execute(
+            """select has_table_privilege(%(r)s, 'public.audit_logs', 'UPDATE'),
                                       has_table_privilege(%(r)s, 'public.audit_logs', 'TRIGGER'),
                                       has_table_privilege(%(r)s, 'public.analytics_events', 'REFERENCES'),
                                       has_table_privilege(%(r)s, 'public.analytics_events', 'MAINTAIN'),
                                       has_schema_privilege(%(r)s, 'public', 'CREATE'),
                                       has_function_privilege(%(r)s, 'csinfra.wb_offers__apply(text, text)', 'EXECUTE'),
                                       has_function_privilege(%(r)s, 'csinfra.wb_creator_profiles__apply(text, text)', 'EXECUTE'),
-                                      has_table_privilege(%(r)s, 'public.audit_logs', 'INSERT')""", {"r": app}).fetchone()
+                                      has_table_privilege(%(r)s, 'public.audit_logs', 'INSERT')""",
+            {"r": app},
+        ).fetchone()
     assert held == (False, False, False, False, False, False, True, True)
 
 
@@ -367,8 +483,10 @@ def test_the_online_function_binds_nothing_another_role_can_plant(built_db):
     """Its search_path is pg_catalog, pg_temp: a public.to_jsonb(record) (an exact match, which would beat
     pg_catalog's polymorphic to_jsonb were public on the path) is never called with the owner's rights."""
     with built_db.connect(autocommit=True) as conn:
-        config = conn.execute("select proconfig, prosecdef from pg_proc where oid = "
-                              "'csinfra.wb_creator_profiles__apply(text, text)'::regprocedure").fetchone()
+        config = conn.execute(
+            "select proconfig, prosecdef from pg_proc where oid = "
+            "'csinfra.wb_creator_profiles__apply(text, text)'::regprocedure"
+        ).fetchone()
         conn.execute("""create function public.to_jsonb(r record) returns jsonb language plpgsql as $$
                         begin raise exception 'hijacked by a planted function'; end $$""")
     with built_db.as_role("app").connect() as conn:
@@ -379,7 +497,9 @@ def test_the_online_function_binds_nothing_another_role_can_plant(built_db):
 
 def test_dbt_refuses_a_schema_everyone_may_create_in_and_a_role_that_is_everyone(built_db):
     with built_db.connect(autocommit=True) as conn:
-        conn.execute("grant create on schema public to public")  # as a database upgraded from PostgreSQL 14 has it
+        conn.execute(
+            "grant create on schema public to public"
+        )  # as a database upgraded from PostgreSQL 14 has it
     log = dbt_fails(built_db, "run", "-s", "stg_app__offers")
     assert "PUBLIC may CREATE in schema public" in log
     with built_db.connect(autocommit=True) as conn:
@@ -395,8 +515,11 @@ def test_migrate_up_grants_again_what_default_privileges_gave_back(built_db):
     assert down.returncode == 0, down.stderr
     up = built_db.cli("migrate", "up", env={**built_db.env(), **ROLE_ENV})
     assert up.returncode == 0 and "grants:" in up.stdout, up.stderr
-    held = built_db.scalar("select has_table_privilege(%s, 'public.analytics_events', 'UPDATE') "
-                           "or has_table_privilege(%s, 'public.audit_logs', 'DELETE')", (ROLES["app"], ROLES["app"]))
+    held = built_db.scalar(
+        "select has_table_privilege(%s, 'public.analytics_events', 'UPDATE') "
+        "or has_table_privilege(%s, 'public.audit_logs', 'DELETE')",
+        (ROLES["app"], ROLES["app"]),
+    )
     assert held is False
 
 
@@ -405,10 +528,17 @@ def test_the_application_role_appends_audit_rows_and_nothing_more(built_db):
     with app.connect(autocommit=True) as conn:
         log_audit_event(conn, "offer.created", "user", "u1", "Offer", "o1")
         assert log_analytics_event(conn, "host", "h1", "offer_sent", {"offerId": "o1"}) is not None
-        for statement in ("update audit_logs set action = 'x'", "delete from audit_logs", "truncate audit_logs",
-                          "update analytics_events set \"actorId\" = 'x'", "delete from analytics_events",
-                          "truncate analytics_events", "select * from csinfra.int_creators_derived limit 1",
-                          "select * from csinfra.stg_app__users limit 1", "select * from csinfra.writeback_log limit 1"):
+        for statement in (
+            "update audit_logs set action = 'x'",
+            "delete from audit_logs",
+            "truncate audit_logs",
+            "update analytics_events set \"actorId\" = 'x'",
+            "delete from analytics_events",
+            "truncate analytics_events",
+            "select * from csinfra.int_creators_derived limit 1",
+            "select * from csinfra.stg_app__users limit 1",
+            "select * from csinfra.writeback_log limit 1",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
                 conn.execute(statement)
         cid = conn.execute("select min(id) from creator_profiles").fetchone()[0]
@@ -419,10 +549,21 @@ def test_the_analyst_reads_the_marts_and_nothing_that_carries_secrets(marts_db):
     analyst = marts_db.as_role("analyst")
     with analyst.connect(autocommit=True) as conn:
         for mart in MART_MODELS:
-            conn.execute(sql.SQL("select count(*) from {}").format(sql.Identifier("csinfra", mart))).fetchone()
-        forbidden = ["public.users", "public.creator_profiles", "public.audit_logs", "public.analytics_events",
-                     "public.offers", "csinfra.stg_app__users", "csinfra.stg_app__audit_logs", "csinfra.int_creators_derived",
-                     "csinfra.writeback_log", "csinfra.view_fingerprints"]
+            conn.execute(
+                sql.SQL("select count(*) from {}").format(sql.Identifier("csinfra", mart))
+            ).fetchone()
+        forbidden = [
+            "public.users",
+            "public.creator_profiles",
+            "public.audit_logs",
+            "public.analytics_events",
+            "public.offers",
+            "csinfra.stg_app__users",
+            "csinfra.stg_app__audit_logs",
+            "csinfra.int_creators_derived",
+            "csinfra.writeback_log",
+            "csinfra.view_fingerprints",
+        ]
         for relation in forbidden:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(sql.SQL("select 1 from {} limit 1").format(sql.Identifier(*relation.split("."))))
@@ -472,8 +613,11 @@ def test_the_online_path_works_as_the_application_role_during_and_after_rebuilds
 
 def test_a_missing_grant_is_explained(built_db):
     with built_db.as_role("owner").connect(autocommit=True) as conn:
-        conn.execute(sql.SQL("revoke execute on function csinfra.wb_creator_profiles__apply(text, text) from {}")
-                     .format(sql.Identifier(ROLES["app"])))
+        conn.execute(
+            sql.SQL(
+                "revoke execute on function csinfra.wb_creator_profiles__apply(text, text) from {}"
+            ).format(sql.Identifier(ROLES["app"]))
+        )
     with built_db.as_role("app").connect() as conn:
         cid = conn.execute("select min(id) from creator_profiles").fetchone()[0]
         with pytest.raises(CsinfraError, match="csinfra grant --app-role"):
@@ -491,7 +635,10 @@ def test_audit_and_analytics_writes_give_way_during_a_rollbacks_archive_copy(bui
         with pytest.raises(psycopg.errors.LockNotAvailable):
             log_audit_event(conn, "offer.created", "user", "u1", "Offer", "o1", lock_timeout="200ms")
         conn.rollback()
-        assert log_analytics_event(conn, "host", "h1", "offer_sent", {"offerId": "o1"}, lock_timeout="200ms") is None
+        assert (
+            log_analytics_event(conn, "host", "h1", "offer_sent", {"offerId": "o1"}, lock_timeout="200ms")
+            is None
+        )
         assert analytics_stats()["failed: LockNotAvailable"] == 1
         assert conn.execute("show lock_timeout").fetchone()[0] == before  # put back after the call
         archive.rollback()

@@ -14,12 +14,12 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from . import settings
+from .. import settings
+from ..errors import CsinfraError
 from .catalog import table_exists
 from .database import Target, project_root
 from .dbt import run_dbt
 from .dbt import run_results as dbt_run_results
-from .errors import CsinfraError
 
 WRITEBACK_MODELS = {"creators": "wb_creator_profiles", "offers": "wb_offers"}
 # JSON of writeback_* settings that override the dbt vars of the same names (macros/writeback/writeback.sql)
@@ -102,14 +102,18 @@ def interrupted_runs(conn: psycopg.Connection) -> list[str]:
     try:
         with conn.transaction():
             rows = conn.execute(
-                sql.SQL("select model || ' (' || invocation_id || ', ' || written || ' rows written)' from {} as l "
-                        "where finished_at is null and not exists (select from pg_stat_activity a where a.pid = l.pid) "
-                        "order by started_at").format(sql.Identifier(schema, "writeback_log"))
+                sql.SQL(
+                    "select model || ' (' || invocation_id || ', ' || written || ' rows written)' from {} as l "
+                    "where finished_at is null and not exists (select from pg_stat_activity a where a.pid = l.pid) "
+                    "order by started_at"
+                ).format(sql.Identifier(schema, "writeback_log"))
             ).fetchall()
     except psycopg.errors.UndefinedColumn:  # a log from before runs recorded their pid
         rows = conn.execute(
-            sql.SQL("select model || ' (' || invocation_id || ', ' || written || ' rows written)' from {} "
-                    "where finished_at is null order by started_at").format(sql.Identifier(schema, "writeback_log"))
+            sql.SQL(
+                "select model || ' (' || invocation_id || ', ' || written || ' rows written)' from {} "
+                "where finished_at is null order by started_at"
+            ).format(sql.Identifier(schema, "writeback_log"))
         ).fetchall()
     return [r[0] for r in rows]
 
@@ -118,8 +122,12 @@ def require_phase1(conn: psycopg.Connection, app_schema: str) -> None:
     from .catalog import column_exists
 
     if not table_exists(conn, app_schema, "creator_profiles") or not table_exists(conn, app_schema, "offers"):
-        raise CsinfraError(f"schema {app_schema} has no creator_profiles/offers tables (is --app-schema right?)")
-    if not column_exists(conn, app_schema, "creator_profiles", "trustTier") or not table_exists(conn, app_schema, "audit_logs"):
+        raise CsinfraError(
+            f"schema {app_schema} has no creator_profiles/offers tables (is --app-schema right?)"
+        )
+    if not column_exists(conn, app_schema, "creator_profiles", "trustTier") or not table_exists(
+        conn, app_schema, "audit_logs"
+    ):
         raise CsinfraError(f"Phase 1 is not applied to schema {app_schema}: run `csinfra migrate up` first")
 
 
@@ -144,7 +152,9 @@ def run_backfill(
         earlier = interrupted_runs(conn)
         since = conn.execute("select now()").fetchone()[0]
     models = [WRITEBACK_MODELS[only]] if only else list(WRITEBACK_MODELS.values())
-    selector = {("wb_creator_profiles",): "backfill_creators", ("wb_offers",): "backfill_offers"}.get(tuple(models), "backfill")
+    selector = {("wb_creator_profiles",): "backfill_creators", ("wb_offers",): "backfill_offers"}.get(
+        tuple(models), "backfill"
+    )
     selection = ["--selector", selector] if only or write_back_only or dry_run else []
     settings_ = dict(dbt_vars or {})
     if dry_run:
@@ -174,8 +184,14 @@ def run_backfill(
                 on_progress(progress)
             if finished:
                 break
-    result = BackfillResult(returncode=proc.returncode, models=progress, seconds=time.monotonic() - started,
-                            log_path=log_path, interrupted_before=earlier, dbt=run_results(wall_start))
+    result = BackfillResult(
+        returncode=proc.returncode,
+        models=progress,
+        seconds=time.monotonic() - started,
+        log_path=log_path,
+        interrupted_before=earlier,
+        dbt=run_results(wall_start),
+    )
     if proc.returncode == 0:  # kept only when something went wrong
         log_path.replace(log_path.with_name("csinfra_backfill.log"))
         result.log_path = log_path.with_name("csinfra_backfill.log")
@@ -192,16 +208,35 @@ def verify(conn: psycopg.Connection, app_schema: str) -> dict:
     require_phase1(conn, app_schema)
     dbt_schema = settings.dbt_schema()
     for view in ("int_creators_derived", "int_offers_validated"):
-        if conn.execute("select to_regclass(%s)", (sql.Identifier(dbt_schema, view).as_string(conn),)).fetchone()[0] is None:
-            raise CsinfraError(f"{dbt_schema}.{view} does not exist: run the backfill (`csinfra backfill` or `dbt run`) first")
+        if (
+            conn.execute(
+                "select to_regclass(%s)", (sql.Identifier(dbt_schema, view).as_string(conn),)
+            ).fetchone()[0]
+            is None
+        ):
+            raise CsinfraError(
+                f"{dbt_schema}.{view} does not exist: run the backfill (`csinfra backfill` or `dbt run`) first"
+            )
     app = sql.Identifier(app_schema)
-    tiers = dict(conn.execute(sql.SQL('select "trustTier"::text, count(*) from {}.creator_profiles group by 1').format(app)).fetchall())
-    states = dict(conn.execute(sql.SQL('select "readinessState"::text, count(*) from {}.creator_profiles group by 1').format(app)).fetchall())
+    tiers = dict(
+        conn.execute(
+            sql.SQL('select "trustTier"::text, count(*) from {}.creator_profiles group by 1').format(app)
+        ).fetchall()
+    )
+    states = dict(
+        conn.execute(
+            sql.SQL('select "readinessState"::text, count(*) from {}.creator_profiles group by 1').format(app)
+        ).fetchall()
+    )
     total = conn.execute(sql.SQL("select count(*) from {}.creator_profiles").format(app)).fetchone()[0]
     total_offers = conn.execute(sql.SQL("select count(*) from {}.offers").format(app)).fetchone()[0]
     d = sql.Identifier(dbt_schema)
-    creator_drift = conn.execute(sql.SQL("select count(*) from {}.int_creators_derived where is_drifted").format(d)).fetchone()[0]
-    offer_drift = conn.execute(sql.SQL("select count(*) from {}.int_offers_validated where is_drifted").format(d)).fetchone()[0]
+    creator_drift = conn.execute(
+        sql.SQL("select count(*) from {}.int_creators_derived where is_drifted").format(d)
+    ).fetchone()[0]
+    offer_drift = conn.execute(
+        sql.SQL("select count(*) from {}.int_offers_validated where is_drifted").format(d)
+    ).fetchone()[0]
     oauth_blocker = "no_social_connected"
     invariants = conn.execute(
         sql.SQL(
@@ -219,7 +254,9 @@ def verify(conn: psycopg.Connection, app_schema: str) -> dict:
         (oauth_blocker,),
     ).fetchone()
     offer_invariants = conn.execute(
-        sql.SQL("""select count(*) filter (where "isValid" <> ("validationErrors" = '[]'::jsonb)) from {}.offers""").format(app)
+        sql.SQL(
+            """select count(*) filter (where "isValid" <> ("validationErrors" = '[]'::jsonb)) from {}.offers"""
+        ).format(app)
     ).fetchone()
     return {
         "totalCreators": total,

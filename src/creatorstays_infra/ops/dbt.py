@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import settings
+from .. import settings
 from .database import Target, project_root
 
 
@@ -44,9 +44,15 @@ def dbt_command(args: list[str], vars_: dict | None = None) -> list[str]:
     return [dbt_executable(), *dbt_arguments(args, vars_)]
 
 
-def run_dbt(target: Target, app_schema: str, args: list[str], vars_: dict | None = None,
-            log_path: Path | None = None, manifest: bool = True,
-            env: dict[str, str] | None = None) -> subprocess.Popen:
+def run_dbt(
+    target: Target,
+    app_schema: str,
+    args: list[str],
+    vars_: dict | None = None,
+    log_path: Path | None = None,
+    manifest: bool = True,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen:
     """Start dbt (through _dbt_entry.py); its output goes to `log_path` (or is inherited when None).
     `manifest=False` skips rewriting target/manifest.json (twice per command, about 0.3 s; a plain
     `dbt parse` or any other dbt command writes it); run_results.json is written either way. `env` adds
@@ -66,7 +72,6 @@ def run_dbt(target: Target, app_schema: str, args: list[str], vars_: dict | None
     )
 
 
-
 def run_results(since: float = 0.0) -> list[dict]:
     """The results of the last dbt invocation, from dbt's own target/run_results.json (when it was written after
     `since`, a time.time(): dbt writes none when it stops before running anything)."""
@@ -80,8 +85,16 @@ def run_results(since: float = 0.0) -> list[dict]:
 
 
 # run_results statuses → the counters of dbt's closing line (Done. PASS=… WARN=… ERROR=… SKIP=… NO-OP=… TOTAL=…)
-_SUMMARY_KEYS = {"success": "pass", "pass": "pass", "warn": "warn", "error": "error", "fail": "error",
-                 "runtime error": "error", "skipped": "skip", "no-op": "no_op"}
+_SUMMARY_KEYS = {
+    "success": "pass",
+    "pass": "pass",
+    "warn": "warn",
+    "error": "error",
+    "fail": "error",
+    "runtime error": "error",
+    "skipped": "skip",
+    "no-op": "no_op",
+}
 
 
 def summary(results: list[dict]) -> dict[str, int]:

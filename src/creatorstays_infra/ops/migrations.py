@@ -40,10 +40,11 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg import sql
 
-from . import schema_snapshot, settings
+from .. import settings
+from ..errors import LockTimeout, MigrationError
+from . import schema_snapshot
 from .catalog import schema_exists, table_exists
 from .database import project_root
-from .errors import LockTimeout, MigrationError
 
 MIGRATIONS_DIR = project_root() / "scripts" / "migrations"
 PRISMA_TABLE = "_prisma_migrations"
@@ -88,14 +89,18 @@ class Migration:
         for line in (self.up_sql + "\n" + self.extras_sql).splitlines():
             if line.startswith('ALTER TABLE "'):
                 tables.setdefault(line.split('"')[1], ["id"])
-        created = {line.split('"')[1] for line in self.up_sql.splitlines() if line.startswith('CREATE TABLE "')}
+        created = {
+            line.split('"')[1] for line in self.up_sql.splitlines() if line.startswith('CREATE TABLE "')
+        }
         return {t: c for t, c in tables.items() if t not in created}
 
 
 _DOLLAR_QUOTED = re.compile(r"(\$[A-Za-z_0-9]*\$).*?\1", re.DOTALL)
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 _TRANSACTION_CONTROL = re.compile(
-    r"^\s*(begin|commit|rollback|end|abort|savepoint|release|start\s+transaction|prepare\s+transaction)\b", re.IGNORECASE)
+    r"^\s*(begin|commit|rollback|end|abort|savepoint|release|start\s+transaction|prepare\s+transaction)\b",
+    re.IGNORECASE,
+)
 
 
 def transaction_control(script: str) -> str | None:
@@ -127,14 +132,18 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
             raise MigrationError(f"migration folder {folder} needs both migration.sql and down.sql")
         for path in (up, extras, down):
             if path.exists() and (word := transaction_control(path.read_bytes().decode("utf-8"))):
-                raise MigrationError(f"{path} contains {word}: csinfra runs each step in one transaction of its own; "
-                                     "remove transaction control from the file")
-        migrations.append(Migration(
-            name=folder.name,
-            up_bytes=up.read_bytes(),
-            down_sql=down.read_bytes().decode("utf-8"),
-            extras_sql=extras.read_bytes().decode("utf-8") if extras.exists() else "",
-        ))
+                raise MigrationError(
+                    f"{path} contains {word}: csinfra runs each step in one transaction of its own; "
+                    "remove transaction control from the file"
+                )
+        migrations.append(
+            Migration(
+                name=folder.name,
+                up_bytes=up.read_bytes(),
+                down_sql=down.read_bytes().decode("utf-8"),
+                extras_sql=extras.read_bytes().decode("utf-8") if extras.exists() else "",
+            )
+        )
     if not migrations:
         raise MigrationError(f"no migrations found under {directory}")
     return migrations
@@ -152,7 +161,9 @@ class Options:
     dry_run: bool = False
     # The application repository's own migration.sql for the (last) migration, when it is not ours
     # byte for byte: its checksum is what the ORM's ledger must hold (CSINFRA_PRISMA_MIGRATION_FILE).
-    prisma_migration_file: Path | None = field(default_factory=lambda: _env_path("CSINFRA_PRISMA_MIGRATION_FILE"))
+    prisma_migration_file: Path | None = field(
+        default_factory=lambda: _env_path("CSINFRA_PRISMA_MIGRATION_FILE")
+    )
     meta_schema: str = field(default_factory=settings.meta_schema)
     archive_schema: str = field(default_factory=settings.archive_schema)
 
@@ -251,11 +262,17 @@ def ledger_rows(conn: psycopg.Connection, meta_schema: str, app_schema: str) -> 
     if not table_exists(conn, meta_schema, "schema_migrations"):
         return {}
     # ledgers written by earlier versions lack the newer columns
-    present = {r[0] for r in conn.execute(
-        "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped",
-        (sql.Identifier(meta_schema, "schema_migrations").as_string(conn),),
-    )}
-    optional = [sql.Identifier(c) if c in present else sql.SQL("null::text") for c in ("extras_checksum", "prisma_checksum")]
+    present = {
+        r[0]
+        for r in conn.execute(
+            "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped",
+            (sql.Identifier(meta_schema, "schema_migrations").as_string(conn),),
+        )
+    }
+    optional = [
+        sql.Identifier(c) if c in present else sql.SQL("null::text")
+        for c in ("extras_checksum", "prisma_checksum")
+    ]
     rows = conn.execute(
         sql.SQL(
             "select name, checksum, applied_at, applied_by, duration_ms, prisma_migration_id, {} "
@@ -288,12 +305,15 @@ class PrismaRow:
         return self.finished_at is None and self.rolled_back_at is None
 
     def as_dict(self, expected_checksum: str) -> dict:
-        return {"id": self.id, "checksum": self.checksum,
-                "finishedAt": self.finished_at.isoformat() if self.finished_at else None,
-                "rolledBackAt": self.rolled_back_at.isoformat() if self.rolled_back_at else None,
-                "startedAt": self.started_at.isoformat(),
-                "state": "applied" if self.finished else "failed" if self.failed else "rolled back",
-                "checksumOk": self.checksum == expected_checksum}
+        return {
+            "id": self.id,
+            "checksum": self.checksum,
+            "finishedAt": self.finished_at.isoformat() if self.finished_at else None,
+            "rolledBackAt": self.rolled_back_at.isoformat() if self.rolled_back_at else None,
+            "startedAt": self.started_at.isoformat(),
+            "state": "applied" if self.finished else "failed" if self.failed else "rolled back",
+            "checksumOk": self.checksum == expected_checksum,
+        }
 
 
 def prisma_rows(conn: psycopg.Connection, app_schema: str, name: str) -> list[PrismaRow] | None:
@@ -376,7 +396,9 @@ class Runner:
 
     # advisory lock ---------------------------------------------------------------------------
     def _lock_key(self) -> tuple[int, int]:
-        row = self.conn.execute("select hashtext(%s), hashtext(%s)", (ADVISORY_NAMESPACE, self.o.app_schema)).fetchone()
+        row = self.conn.execute(
+            "select hashtext(%s), hashtext(%s)", (ADVISORY_NAMESPACE, self.o.app_schema)
+        ).fetchone()
         self.conn.rollback()
         return int(row[0]), int(row[1])
 
@@ -396,7 +418,9 @@ class Runner:
             ).fetchone()
             self.conn.commit()
             if not announced:
-                self.log(f"another migration runner holds the lock (pid {holder[0] if holder else '?'}); waiting")
+                self.log(
+                    f"another migration runner holds the lock (pid {holder[0] if holder else '?'}); waiting"
+                )
                 announced = True
             if time.monotonic() > deadline:
                 raise MigrationError(
@@ -440,7 +464,9 @@ class Runner:
 
     def expected(self, m: Migration) -> Expected:
         if m.name not in self._expected:
-            orm, extras = schema_snapshot.expected_objects(self.conn, [m.up_sql, m.extras_sql], m.altered_tables)
+            orm, extras = schema_snapshot.expected_objects(
+                self.conn, [m.up_sql, m.extras_sql], m.altered_tables
+            )
             self._expected[m.name] = Expected(orm=orm, extras=extras)
         return self._expected[m.name]
 
@@ -472,16 +498,21 @@ class Runner:
             except UnicodeDecodeError:
                 raise MigrationError(f"--prisma-migration-file {path} is not UTF-8 text") from None
             if word := transaction_control(text):
-                raise MigrationError(f"--prisma-migration-file {path} contains {word}: it cannot be compared with "
-                                     f"{m.name}/migration.sql inside a transaction; nothing changed")
+                raise MigrationError(
+                    f"--prisma-migration-file {path} contains {word}: it cannot be compared with "
+                    f"{m.name}/migration.sql inside a transaction; nothing changed"
+                )
             try:
                 theirs, _ = schema_snapshot.expected_objects(self.conn, [text, ""], m.altered_tables)
             except psycopg.Error as exc:
                 self.conn.rollback()
-                raise MigrationError(f"--prisma-migration-file {path} does not apply: "
-                                     f"{exc.diag.message_primary or exc}") from None
+                raise MigrationError(
+                    f"--prisma-migration-file {path} does not apply: {exc.diag.message_primary or exc}"
+                ) from None
             ours = self.expected(m).orm
-            diffs = schema_snapshot.compare(ours, theirs) + [schema_snapshot.ObjectDiff(k, None, v) for k, v in theirs.items() if k not in ours]
+            diffs = schema_snapshot.compare(ours, theirs) + [
+                schema_snapshot.ObjectDiff(k, None, v) for k, v in theirs.items() if k not in ours
+            ]
             if diffs:
                 raise MigrationError(
                     f"--prisma-migration-file {path} does not create what {m.name}/migration.sql creates: "
@@ -494,8 +525,10 @@ class Runner:
         state = self.schema_state(m)
         if applied:
             return [d.describe(self.o.app_schema) for d in state.orm_mismatched + state.extras_mismatched]
-        return [f"{d.kind} {self.o.app_schema}.{d.name} exists but the ledger says {m.name} is not applied"
-                for d in state.orm_present + state.extras_present]
+        return [
+            f"{d.kind} {self.o.app_schema}.{d.name} exists but the ledger says {m.name} is not applied"
+            for d in state.orm_present + state.extras_present
+        ]
 
     # up ---------------------------------------------------------------------------------------
     def up(self, m: Migration) -> StepResult:
@@ -551,18 +584,36 @@ class Runner:
             prisma_id = self._prisma_record(c, m, started, prisma_checksum) if prisma is not None else None
             duration = int((time.monotonic() - t0) * 1000)
             by = self._ledger_insert(c, m, duration, prisma_id, prisma_checksum)
-            self._log_row(c, m, "up", started, duration, by,
-                          {"prisma_migration_id": prisma_id, "prisma_checksum": prisma_checksum,
-                           "resolved_failed_prisma_rows": [r.id for r in failed]})
-            return StepResult(m.name, "applied", duration_ms=duration, notes=notes,
-                              prisma="recorded" if prisma_id else "no _prisma_migrations table")
+            self._log_row(
+                c,
+                m,
+                "up",
+                started,
+                duration,
+                by,
+                {
+                    "prisma_migration_id": prisma_id,
+                    "prisma_checksum": prisma_checksum,
+                    "resolved_failed_prisma_rows": [r.id for r in failed],
+                },
+            )
+            return StepResult(
+                m.name,
+                "applied",
+                duration_ms=duration,
+                notes=notes,
+                prisma="recorded" if prisma_id else "no _prisma_migrations table",
+            )
 
         if self.o.dry_run:
-            return StepResult(m.name, "dry run", sql=self._dry_run_up(m, prisma is not None, prisma_checksum, failed))
+            return StepResult(
+                m.name, "dry run", sql=self._dry_run_up(m, prisma is not None, prisma_checksum, failed)
+            )
         return self._transaction(body, tables=list(m.altered_tables))
 
-    def _repair_orm_ledger(self, m: Migration, ours: LedgerRow, finished: list[PrismaRow],
-                           failed: list[PrismaRow]) -> StepResult:
+    def _repair_orm_ledger(
+        self, m: Migration, ours: LedgerRow, finished: list[PrismaRow], failed: list[PrismaRow]
+    ) -> StepResult:
         """Applied by csinfra, but the ORM's ledger lacks the finished row or holds a failed attempt (someone ran
         `prisma migrate deploy` against it, or deleted the row): make it what `prisma migrate deploy` expects."""
         state = self.schema_state(m)
@@ -574,10 +625,15 @@ class Runner:
         checksum = ours.prisma_checksum or m.checksum
         if self.o.dry_run:
             lines = [f"-- {m.name} is applied; csinfra repairs {PRISMA_TABLE}:", *self._dry_run_head()]
-            lines += [f"UPDATE {PRISMA_TABLE} SET rolled_back_at = now() WHERE id = {self._q(r.id)};" for r in failed]
+            lines += [
+                f"UPDATE {PRISMA_TABLE} SET rolled_back_at = now() WHERE id = {self._q(r.id)};"
+                for r in failed
+            ]
             if not finished:
-                lines.append(f"INSERT INTO {PRISMA_TABLE} (id, checksum, finished_at, migration_name, started_at, "
-                             f"applied_steps_count) VALUES (gen_random_uuid(), {self._q(checksum)}, now(), {self._q(m.name)}, now(), 1);")
+                lines.append(
+                    f"INSERT INTO {PRISMA_TABLE} (id, checksum, finished_at, migration_name, started_at, "
+                    f"applied_steps_count) VALUES (gen_random_uuid(), {self._q(checksum)}, now(), {self._q(m.name)}, now(), 1);"
+                )
             return StepResult(m.name, "dry run", sql="\n".join([*lines, "COMMIT;"]) + "\n")
 
         def body(c: psycopg.Connection, started: datetime, t0: float) -> StepResult:
@@ -585,17 +641,35 @@ class Runner:
             prisma_id = None
             if not finished:
                 prisma_id = self._prisma_record(c, m, started, checksum)
-                notes.append(f"{PRISMA_TABLE} had no finished row for {m.name}: recorded (row {prisma_id}), as "
-                             "`prisma migrate deploy` would have")
-            self._log_row(c, m, "up", started, int((time.monotonic() - t0) * 1000), executed_by(c),
-                          {"repaired_prisma_ledger": True, "prisma_migration_id": prisma_id,
-                           "resolved_failed_prisma_rows": [r.id for r in failed]})
+                notes.append(
+                    f"{PRISMA_TABLE} had no finished row for {m.name}: recorded (row {prisma_id}), as "
+                    "`prisma migrate deploy` would have"
+                )
+            self._log_row(
+                c,
+                m,
+                "up",
+                started,
+                int((time.monotonic() - t0) * 1000),
+                executed_by(c),
+                {
+                    "repaired_prisma_ledger": True,
+                    "prisma_migration_id": prisma_id,
+                    "resolved_failed_prisma_rows": [r.id for r in failed],
+                },
+            )
             return StepResult(m.name, "already applied", notes=notes, prisma="repaired")
 
         return self._transaction(body, tables=[])
 
-    def _ledger_insert(self, c: psycopg.Connection, m: Migration, duration: int, prisma_id: str | None,
-                       prisma_checksum: str | None) -> str:
+    def _ledger_insert(
+        self,
+        c: psycopg.Connection,
+        m: Migration,
+        duration: int,
+        prisma_id: str | None,
+        prisma_checksum: str | None,
+    ) -> str:
         ensure_ledger(c, self.o.meta_schema)
         by = executed_by(c)
         c.execute(
@@ -603,12 +677,27 @@ class Runner:
                 "insert into {} (app_schema, name, checksum, extras_checksum, prisma_checksum, applied_by, duration_ms, "
                 "prisma_migration_id) values (%s, %s, %s, %s, %s, %s, %s, %s)"
             ).format(sql.Identifier(self.o.meta_schema, "schema_migrations")),
-            (self.o.app_schema, m.name, m.checksum, m.extras_checksum, prisma_checksum, by, duration, prisma_id),
+            (
+                self.o.app_schema,
+                m.name,
+                m.checksum,
+                m.extras_checksum,
+                prisma_checksum,
+                by,
+                duration,
+                prisma_id,
+            ),
         )
         return by
 
-    def _adopt(self, m: Migration, prisma: PrismaRow, state: SchemaState, failed: list[PrismaRow],
-               named_checksum: str) -> StepResult:
+    def _adopt(
+        self,
+        m: Migration,
+        prisma: PrismaRow,
+        state: SchemaState,
+        failed: list[PrismaRow],
+        named_checksum: str,
+    ) -> StepResult:
         """The ORM applied migration.sql: record it in our ledger and add only the extras."""
         if not state.extras_absent and not state.extras_applied:
             raise MigrationError(
@@ -617,11 +706,16 @@ class Runner:
             )
         add_extras = bool(m.extras_sql) and state.extras_absent
         if self.o.dry_run:
-            lines = [f"-- {m.name} was applied by the ORM ({PRISMA_TABLE} row {prisma.id}); csinfra adopts it:"]
+            lines = [
+                f"-- {m.name} was applied by the ORM ({PRISMA_TABLE} row {prisma.id}); csinfra adopts it:"
+            ]
             lines += self._dry_run_head()
             if add_extras:
                 lines += [f"-- scripts/migrations/{m.name}/extras.sql", m.extras_sql.rstrip()]
-            lines += ["-- then the csinfra ledger (schema_migrations, migration_log); the ORM's ledger is left as it is", "COMMIT;"]
+            lines += [
+                "-- then the csinfra ledger (schema_migrations, migration_log); the ORM's ledger is left as it is",
+                "COMMIT;",
+            ]
             return StepResult(m.name, "dry run", sql="\n".join(lines) + "\n")
 
         def body(c: psycopg.Connection, started: datetime, t0: float) -> StepResult:
@@ -630,19 +724,39 @@ class Runner:
                 c.execute(m.extras_sql)
             duration = int((time.monotonic() - t0) * 1000)
             by = self._ledger_insert(c, m, duration, prisma.id, prisma.checksum)
-            self._log_row(c, m, "adopt", started, duration, by,
-                          {"prisma_migration_id": prisma.id, "prisma_checksum": prisma.checksum, "extras_added": add_extras,
-                           "resolved_failed_prisma_rows": [r.id for r in failed]})
+            self._log_row(
+                c,
+                m,
+                "adopt",
+                started,
+                duration,
+                by,
+                {
+                    "prisma_migration_id": prisma.id,
+                    "prisma_checksum": prisma.checksum,
+                    "extras_added": add_extras,
+                    "resolved_failed_prisma_rows": [r.id for r in failed],
+                },
+            )
             if self.o.prisma_migration_file is not None and named_checksum != prisma.checksum:
-                notes.append(f"the ORM's row has checksum {prisma.checksum[:12]}…, not that of "
-                             f"{self.o.prisma_migration_file} ({named_checksum[:12]}…): the ORM applied another file; "
-                             "`prisma migrate dev` will report it modified unless the application repository holds that one")
+                notes.append(
+                    f"the ORM's row has checksum {prisma.checksum[:12]}…, not that of "
+                    f"{self.o.prisma_migration_file} ({named_checksum[:12]}…): the ORM applied another file; "
+                    "`prisma migrate dev` will report it modified unless the application repository holds that one"
+                )
             if prisma.checksum != m.checksum:
-                notes.append(f"the ORM applied it from another file (checksum {prisma.checksum[:12]}…, migration.sql "
-                             f"{m.checksum[:12]}…); the schema is the same, so the ORM's row is kept as it is")
-            return StepResult(m.name, "adopted", duration_ms=duration, notes=notes,
-                              prisma=f"applied by the ORM (row {prisma.id}); "
-                                     + ("csinfra's extras added" if add_extras else "csinfra's extras were present"))
+                notes.append(
+                    f"the ORM applied it from another file (checksum {prisma.checksum[:12]}…, migration.sql "
+                    f"{m.checksum[:12]}…); the schema is the same, so the ORM's row is kept as it is"
+                )
+            return StepResult(
+                m.name,
+                "adopted",
+                duration_ms=duration,
+                notes=notes,
+                prisma=f"applied by the ORM (row {prisma.id}); "
+                + ("csinfra's extras added" if add_extras else "csinfra's extras were present"),
+            )
 
         return self._transaction(body, tables=list(m.altered_tables) if add_extras else [])
 
@@ -651,12 +765,15 @@ class Runner:
         notes = []
         for row in failed:
             c.execute(
-                sql.SQL("update {} set rolled_back_at = now() where id = %s and finished_at is null and rolled_back_at is null")
-                .format(sql.Identifier(self.o.app_schema, PRISMA_TABLE)),
+                sql.SQL(
+                    "update {} set rolled_back_at = now() where id = %s and finished_at is null and rolled_back_at is null"
+                ).format(sql.Identifier(self.o.app_schema, PRISMA_TABLE)),
                 (row.id,),
             )
-            notes.append(f"{PRISMA_TABLE}: the failed ORM attempt {row.id} (started {row.started_at:%Y-%m-%d %H:%M:%S}) "
-                         "was marked rolled back, as `prisma migrate resolve --rolled-back` does")
+            notes.append(
+                f"{PRISMA_TABLE}: the failed ORM attempt {row.id} (started {row.started_at:%Y-%m-%d %H:%M:%S}) "
+                "was marked rolled back, as `prisma migrate resolve --rolled-back` does"
+            )
         return notes
 
     def _prisma_record(self, c: psycopg.Connection, m: Migration, started: datetime, checksum: str) -> str:
@@ -670,7 +787,9 @@ class Runner:
         ).fetchone()
         return row[0]
 
-    def _log_row(self, c, m: Migration, action: str, started: datetime, duration: int, by: str, details: dict) -> None:
+    def _log_row(
+        self, c, m: Migration, action: str, started: datetime, duration: int, by: str, details: dict
+    ) -> None:
         c.execute(
             sql.SQL(
                 "insert into {} (app_schema, name, action, checksum, started_at, duration_ms, executed_by, details) "
@@ -696,44 +815,69 @@ class Runner:
                 f"cannot roll back {m.name}: the schema does not match it ({problems[0].describe(self.o.app_schema)}"
                 f"{f' and {len(problems) - 1} more' if len(problems) > 1 else ''}); nothing changed"
             )
-        archive_id = "r" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "_" + hashlib.sha256(
-            f"{time.time_ns()}{random.random()}".encode()).hexdigest()[:6]
+        archive_id = (
+            "r"
+            + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            + "_"
+            + hashlib.sha256(f"{time.time_ns()}{random.random()}".encode()).hexdigest()[:6]
+        )
         locked = [*ARCHIVED_TABLES, ARCHIVED_OFFER_VALUES]
 
         def body(c: psycopg.Connection, started: datetime, t0: float) -> StepResult:
             archived: dict[str, int] = {}
             # Writers wait (readers do not) from here on, so no row or value lands after the copy.
-            c.execute(sql.SQL("lock table {} in exclusive mode").format(
-                sql.SQL(", ").join(sql.Identifier(self.o.app_schema, t) for t in locked)))
+            c.execute(
+                sql.SQL("lock table {} in exclusive mode").format(
+                    sql.SQL(", ").join(sql.Identifier(self.o.app_schema, t) for t in locked)
+                )
+            )
             counts = self._archivable_counts(c) if self.o.discard_data else {}
             if not self.o.discard_data:
                 archived = self._archive(c, m, archive_id)
             c.execute(m.down_sql)
             removed = []
             if prisma is not None:
-                removed = [r[0] for r in c.execute(
-                    sql.SQL("delete from {} as p where migration_name = %s returning to_jsonb(p)").format(
-                        sql.Identifier(self.o.app_schema, PRISMA_TABLE)),
-                    (m.name,),
-                ).fetchall()]
+                removed = [
+                    r[0]
+                    for r in c.execute(
+                        sql.SQL("delete from {} as p where migration_name = %s returning to_jsonb(p)").format(
+                            sql.Identifier(self.o.app_schema, PRISMA_TABLE)
+                        ),
+                        (m.name,),
+                    ).fetchall()
+                ]
             ensure_ledger(c, self.o.meta_schema)
             c.execute(
                 sql.SQL("delete from {} where app_schema = %s and name = %s").format(
-                    sql.Identifier(self.o.meta_schema, "schema_migrations")),
+                    sql.Identifier(self.o.meta_schema, "schema_migrations")
+                ),
                 (self.o.app_schema, m.name),
             )
             duration = int((time.monotonic() - t0) * 1000)
-            details = {"archive_id": archive_id if archived else None, "archived_rows": archived,
-                       "discarded_rows": counts if self.o.discard_data else {}, "prisma_rows_removed": removed}
+            details = {
+                "archive_id": archive_id if archived else None,
+                "archived_rows": archived,
+                "discarded_rows": counts if self.o.discard_data else {},
+                "prisma_rows_removed": removed,
+            }
             self._log_row(c, m, "down", started, duration, executed_by(c), details)
-            return StepResult(m.name, "rolled back", duration_ms=duration,
-                              archive_id=archive_id if not self.o.discard_data else None,
-                              archived_rows=archived if not self.o.discard_data else counts,
-                              prisma=(f"{len(removed)} row(s) removed: the ORM sees {m.name} as pending"
-                                      if prisma is not None else "no _prisma_migrations table"))
+            return StepResult(
+                m.name,
+                "rolled back",
+                duration_ms=duration,
+                archive_id=archive_id if not self.o.discard_data else None,
+                archived_rows=archived if not self.o.discard_data else counts,
+                prisma=(
+                    f"{len(removed)} row(s) removed: the ORM sees {m.name} as pending"
+                    if prisma is not None
+                    else "no _prisma_migrations table"
+                ),
+            )
 
         if self.o.dry_run:
-            return StepResult(m.name, "dry run", sql=self._dry_run_down(m, prisma is not None, archive_id, locked))
+            return StepResult(
+                m.name, "dry run", sql=self._dry_run_down(m, prisma is not None, archive_id, locked)
+            )
         return self._transaction(body, tables=[*m.altered_tables, *ARCHIVED_TABLES])
 
     # archives ---------------------------------------------------------------------------------
@@ -753,11 +897,14 @@ class Runner:
 
     def _archivable_counts(self, c: psycopg.Connection) -> dict[str, int]:
         counts = {
-            t: c.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(self.o.app_schema, t))).fetchone()[0]
+            t: c.execute(
+                sql.SQL("select count(*) from {}").format(sql.Identifier(self.o.app_schema, t))
+            ).fetchone()[0]
             for t in ARCHIVED_TABLES
         }
         counts[ARCHIVED_OFFER_VALUES] = c.execute(
-            sql.SQL("select count(*) from ({}) as v").format(self._offer_values_query())).fetchone()[0]
+            sql.SQL("select count(*) from ({}) as v").format(self._offer_values_query())
+        ).fetchone()[0]
         return counts
 
     def _archive(self, c: psycopg.Connection, m: Migration, archive_id: str) -> dict[str, int]:
@@ -771,15 +918,27 @@ class Runner:
                     sql.Identifier(self.o.archive_schema, archive_table), sql.Identifier(self.o.app_schema, t)
                 )
             ).rowcount
-            tables[t] = {"archive_table": f"{self.o.archive_schema}.{archive_table}", "rows": rows, "kind": "rows"}
+            tables[t] = {
+                "archive_table": f"{self.o.archive_schema}.{archive_table}",
+                "rows": rows,
+                "kind": "rows",
+            }
         archive_table = f"{archive_id}__{ARCHIVED_OFFER_VALUES}"
-        rows = c.execute(sql.SQL("create table {} as {}").format(
-            sql.Identifier(self.o.archive_schema, archive_table), self._offer_values_query())).rowcount
-        tables[ARCHIVED_OFFER_VALUES] = {"archive_table": f"{self.o.archive_schema}.{archive_table}", "rows": rows,
-                                         "kind": "values", "columns": ["statusHistory", "originalTermsSnapshot"]}
+        rows = c.execute(
+            sql.SQL("create table {} as {}").format(
+                sql.Identifier(self.o.archive_schema, archive_table), self._offer_values_query()
+            )
+        ).rowcount
+        tables[ARCHIVED_OFFER_VALUES] = {
+            "archive_table": f"{self.o.archive_schema}.{archive_table}",
+            "rows": rows,
+            "kind": "values",
+            "columns": ["statusHistory", "originalTermsSnapshot"],
+        }
         c.execute(
             sql.SQL("insert into {} (archive_id, app_schema, name, tables) values (%s, %s, %s, %s)").format(
-                sql.Identifier(self.o.meta_schema, "rollback_archives")),
+                sql.Identifier(self.o.meta_schema, "rollback_archives")
+            ),
             (archive_id, self.o.app_schema, m.name, json.dumps(tables)),
         )
         return {t: v["rows"] for t, v in tables.items()}
@@ -805,7 +964,9 @@ class Runner:
                         f"lock_timeout={self.o.lock_timeout} in {attempt} attempts{holders}; nothing changed"
                     ) from None
                 delay = self.o.backoff_seconds * (2 ** (attempt - 1)) * (0.5 + random.random())
-                self.log(f"lock timeout (attempt {attempt}/{self.o.retries + 1}){holders}; retrying in {delay:.1f}s")
+                self.log(
+                    f"lock timeout (attempt {attempt}/{self.o.retries + 1}){holders}; retrying in {delay:.1f}s"
+                )
                 time.sleep(delay)
             except pgerrors.QueryCanceled:
                 raise MigrationError(
@@ -818,8 +979,10 @@ class Runner:
                 raise MigrationError(f"migration step failed: {detail}{where}; nothing changed") from None
 
     def _set_local(self, c: psycopg.Connection) -> None:
-        c.execute("select set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
-                  (self.o.lock_timeout, self.o.statement_timeout))
+        c.execute(
+            "select set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+            (self.o.lock_timeout, self.o.statement_timeout),
+        )
         c.execute(sql.SQL("set local search_path to {}").format(sql.Identifier(self.o.app_schema)))
 
     def _lock_holders(self, tables: list[str]) -> str:
@@ -842,7 +1005,10 @@ class Runner:
             return ""
         if not rows:
             return ""
-        parts = [f"pid {pid} holds {mode} on {rel} ({state}, transaction open {age}s)" for pid, mode, rel, state, age in rows]
+        parts = [
+            f"pid {pid} holds {mode} on {rel} ({state}, transaction open {age}s)"
+            for pid, mode, rel, state, age in rows
+        ]
         return "; " + "; ".join(parts)
 
     # dry run ---------------------------------------------------------------------------------
@@ -863,17 +1029,26 @@ class Runner:
         ledger = sql.Identifier(PRISMA_TABLE).as_string(self.conn)
         lines = [f"-- csinfra migrate up {m.name} (dry run: nothing was executed)", *self._dry_run_head()]
         for row in failed:
-            lines.append(f"UPDATE {app}.{ledger} SET rolled_back_at = now() WHERE id = {self._q(row.id)}; "
-                         "-- a failed ORM attempt, resolved as `prisma migrate resolve --rolled-back` does")
+            lines.append(
+                f"UPDATE {app}.{ledger} SET rolled_back_at = now() WHERE id = {self._q(row.id)}; "
+                "-- a failed ORM attempt, resolved as `prisma migrate resolve --rolled-back` does"
+            )
         lines += [f"-- scripts/migrations/{m.name}/migration.sql (sha256 {m.checksum})", m.up_sql.rstrip()]
         if m.extras_sql:
-            lines += [f"-- scripts/migrations/{m.name}/extras.sql (sha256 {m.extras_checksum})", m.extras_sql.rstrip()]
+            lines += [
+                f"-- scripts/migrations/{m.name}/extras.sql (sha256 {m.extras_checksum})",
+                m.extras_sql.rstrip(),
+            ]
         lines.append(f"-- ledger: create {meta}.schema_migrations/migration_log if absent, then")
-        lines.append(f"INSERT INTO {meta}.schema_migrations (app_schema, name, checksum, …) VALUES "
-                     f"({self._q(self.o.app_schema)}, {self._q(m.name)}, {self._q(m.checksum)}, …);")
+        lines.append(
+            f"INSERT INTO {meta}.schema_migrations (app_schema, name, checksum, …) VALUES "
+            f"({self._q(self.o.app_schema)}, {self._q(m.name)}, {self._q(m.checksum)}, …);"
+        )
         if prisma:
-            lines.append(f"INSERT INTO {app}.{ledger} (id, checksum, finished_at, migration_name, started_at, applied_steps_count) "
-                         f"VALUES (gen_random_uuid(), {self._q(prisma_checksum)}, now(), {self._q(m.name)}, now(), 1);")
+            lines.append(
+                f"INSERT INTO {app}.{ledger} (id, checksum, finished_at, migration_name, started_at, applied_steps_count) "
+                f"VALUES (gen_random_uuid(), {self._q(prisma_checksum)}, now(), {self._q(m.name)}, now(), 1);"
+            )
         lines.append("COMMIT;")
         return "\n".join(lines) + "\n"
 
@@ -884,20 +1059,30 @@ class Runner:
         tables = ", ".join(f"{app}.{sql.Identifier(t).as_string(self.conn)}" for t in locked)
         lines.append(f"LOCK TABLE {tables} IN EXCLUSIVE MODE;")
         if self.o.discard_data:
-            lines.append("-- --discard-data: the rows of audit_logs/analytics_events and offers' history and snapshots are NOT archived")
+            lines.append(
+                "-- --discard-data: the rows of audit_logs/analytics_events and offers' history and snapshots are NOT archived"
+            )
         else:
             archive = sql.Identifier(self.o.archive_schema).as_string(self.conn)
             for t in ARCHIVED_TABLES:
-                lines.append(f"CREATE TABLE {archive}.{sql.Identifier(f'{archive_id}__{t}').as_string(self.conn)} "
-                             f"AS TABLE {app}.{sql.Identifier(t).as_string(self.conn)};")
+                lines.append(
+                    f"CREATE TABLE {archive}.{sql.Identifier(f'{archive_id}__{t}').as_string(self.conn)} "
+                    f"AS TABLE {app}.{sql.Identifier(t).as_string(self.conn)};"
+                )
             values = sql.Identifier(f"{archive_id}__{ARCHIVED_OFFER_VALUES}").as_string(self.conn)
-            lines.append(f"CREATE TABLE {archive}.{values} AS {self._offer_values_query().as_string(self.conn)};")
+            lines.append(
+                f"CREATE TABLE {archive}.{values} AS {self._offer_values_query().as_string(self.conn)};"
+            )
         lines += [f"-- scripts/migrations/{m.name}/down.sql", m.down_sql.rstrip()]
         if prisma:
-            lines.append(f"DELETE FROM {app}.{sql.Identifier(PRISMA_TABLE).as_string(self.conn)} "
-                         f"WHERE migration_name = {self._q(m.name)};")
-        lines.append(f"DELETE FROM {meta}.schema_migrations WHERE app_schema = {self._q(self.o.app_schema)} "
-                     f"AND name = {self._q(m.name)};")
+            lines.append(
+                f"DELETE FROM {app}.{sql.Identifier(PRISMA_TABLE).as_string(self.conn)} "
+                f"WHERE migration_name = {self._q(m.name)};"
+            )
+        lines.append(
+            f"DELETE FROM {meta}.schema_migrations WHERE app_schema = {self._q(self.o.app_schema)} "
+            f"AND name = {self._q(m.name)};"
+        )
         lines.append("COMMIT;")
         return "\n".join(lines) + "\n"
 
@@ -917,8 +1102,9 @@ def list_archives(conn: psycopg.Connection, meta_schema: str) -> list[Archive]:
     if not table_exists(conn, meta_schema, "rollback_archives"):
         return []
     rows = conn.execute(
-        sql.SQL("select archive_id, app_schema, name, created_at, tables, restored_at from {} order by created_at").format(
-            sql.Identifier(meta_schema, "rollback_archives"))
+        sql.SQL(
+            "select archive_id, app_schema, name, created_at, tables, restored_at from {} order by created_at"
+        ).format(sql.Identifier(meta_schema, "rollback_archives"))
     ).fetchall()
     return [Archive(*r) for r in rows]
 
@@ -931,8 +1117,9 @@ class Restored:
     missing_offers: int  # archived offers no longer in the table
 
 
-def restore_archive(conn: psycopg.Connection, options: Options, archive_id: str, *,
-                    keep_reconstructed: bool = False) -> Restored:
+def restore_archive(
+    conn: psycopg.Connection, options: Options, archive_id: str, *, keep_reconstructed: bool = False
+) -> Restored:
     """Put an archive back into the (re-applied) Phase 1 tables: the rows of audit_logs and analytics_events
     (rows already present are kept) and offers' status histories and terms snapshots (a value the offer
     holds already wins: a history the application has started again, a snapshot written since)."""
@@ -947,7 +1134,8 @@ def restore_archive(conn: psycopg.Connection, options: Options, archive_id: str,
     missing = 0
     for table, info in archive.tables.items():
         if not table_exists(conn, archive.app_schema, table) or (
-                info.get("kind") == "values" and not _has_column(conn, archive.app_schema, table, "statusHistory")):
+            info.get("kind") == "values" and not _has_column(conn, archive.app_schema, table, "statusHistory")
+        ):
             raise MigrationError(
                 f"{archive.app_schema}.{table} has no Phase 1 tables/columns: apply the migration "
                 "(`csinfra migrate up`) before restoring its archived values"
@@ -955,10 +1143,15 @@ def restore_archive(conn: psycopg.Connection, options: Options, archive_id: str,
     values_info = [(t, i) for t, i in archive.tables.items() if i.get("kind") == "values"]
     for table, info in values_info:
         src_schema, src_table = info["archive_table"].split(".", 1)
-        blocked = conn.execute(sql.SQL(
-            """select count(*) from {archive} a join {offers} o on o.id = a.id
+        blocked = conn.execute(
+            sql.SQL(
+                """select count(*) from {archive} a join {offers} o on o.id = a.id
                where a.original_terms_snapshot is not null and o."originalTermsSnapshot" -> 'reconstructed' = 'true'::jsonb"""
-        ).format(archive=sql.Identifier(src_schema, src_table), offers=sql.Identifier(archive.app_schema, table))).fetchone()[0]
+            ).format(
+                archive=sql.Identifier(src_schema, src_table),
+                offers=sql.Identifier(archive.app_schema, table),
+            )
+        ).fetchone()[0]
         if blocked and not keep_reconstructed:
             conn.rollback()
             raise MigrationError(
@@ -972,8 +1165,10 @@ def restore_archive(conn: psycopg.Connection, options: Options, archive_id: str,
     # an interrupted restore is simply run again, and no row lock is held longer than its own table's copy.
     for table, info in sorted(archive.tables.items(), key=lambda item: item[1].get("kind") != "values"):
         with conn.transaction():
-            conn.execute("select set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
-                         (options.lock_timeout, options.statement_timeout))
+            conn.execute(
+                "select set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+                (options.lock_timeout, options.statement_timeout),
+            )
             src_schema, src_table = info["archive_table"].split(".", 1)
             source = sql.Identifier(src_schema, src_table)
             if info.get("kind") == "values":
@@ -1012,10 +1207,13 @@ def restore_archive(conn: psycopg.Connection, options: Options, archive_id: str,
                 kept = {"statusHistory": stats[2], "originalTermsSnapshot": stats[3]}
                 missing = stats[4]
                 continue
-            cols = [r[0] for r in conn.execute(
-                "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped order by attnum",
-                (source.as_string(conn),),
-            ).fetchall()]
+            cols = [
+                r[0]
+                for r in conn.execute(
+                    "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped order by attnum",
+                    (source.as_string(conn),),
+                ).fetchall()
+            ]
             col_list = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
             rows[table] = conn.execute(
                 sql.SQL("insert into {} ({}) select {} from {} on conflict (id) do nothing").format(
@@ -1025,7 +1223,8 @@ def restore_archive(conn: psycopg.Connection, options: Options, archive_id: str,
     with conn.transaction():
         conn.execute(
             sql.SQL("update {} set restored_at = now() where archive_id = %s").format(
-                sql.Identifier(options.meta_schema, "rollback_archives")),
+                sql.Identifier(options.meta_schema, "rollback_archives")
+            ),
             (archive_id,),
         )
     return Restored(rows=rows, values=values, kept=kept, missing_offers=missing)
@@ -1053,9 +1252,16 @@ class MigrationStatus:
 
     def as_dict(self) -> dict:
         return {
-            "name": self.name, "checksum": self.checksum, "state": self.state, "applied": self.applied,
-            "ledger": self.ledger, "checksumOk": self.checksum_ok, "prisma": self.prisma, "prismaState": self.prisma_state,
-            "schemaOk": self.schema_ok, "problems": self.problems,
+            "name": self.name,
+            "checksum": self.checksum,
+            "state": self.state,
+            "applied": self.applied,
+            "ledger": self.ledger,
+            "checksumOk": self.checksum_ok,
+            "prisma": self.prisma,
+            "prismaState": self.prisma_state,
+            "schemaOk": self.schema_ok,
+            "problems": self.problems,
         }
 
 
@@ -1088,22 +1294,32 @@ def status(conn: psycopg.Connection, options: Options) -> list[MigrationStatus]:
             elif finished and s.orm_applied:
                 state = "applied by the ORM"
                 if s.extras_absent and m.extras_sql:
-                    problems.append(f"applied by the ORM ({PRISMA_TABLE} row {finished[-1].id}) but not adopted: csinfra's "
-                                    f"extras are missing; `csinfra migrate up` adopts it and adds them")
+                    problems.append(
+                        f"applied by the ORM ({PRISMA_TABLE} row {finished[-1].id}) but not adopted: csinfra's "
+                        f"extras are missing; `csinfra migrate up` adopts it and adds them"
+                    )
                 elif not s.extras_applied:
-                    problems.append(f"applied by the ORM; csinfra's extras differ: "
-                                    f"{_differences(s.extras_mismatched, options.app_schema)}")
+                    problems.append(
+                        f"applied by the ORM; csinfra's extras differ: "
+                        f"{_differences(s.extras_mismatched, options.app_schema)}"
+                    )
                 else:
-                    problems.append("applied by the ORM, extras present, but the csinfra ledger does not record it; "
-                                    "`csinfra migrate up` adopts it")
+                    problems.append(
+                        "applied by the ORM, extras present, but the csinfra ledger does not record it; "
+                        "`csinfra migrate up` adopts it"
+                    )
             elif finished:
                 state = "ORM ledger disagrees with the schema"
-                problems.append(f"{PRISMA_TABLE} records {m.name} as applied but the schema differs: "
-                                f"{_differences(s.orm_mismatched, options.app_schema)}")
+                problems.append(
+                    f"{PRISMA_TABLE} records {m.name} as applied but the schema differs: "
+                    f"{_differences(s.orm_mismatched, options.app_schema)}"
+                )
             elif not s.orm_absent or not s.extras_absent:
                 state = "partially applied"
-                problems += [f"{d.kind} {options.app_schema}.{d.name} exists but no ledger records {m.name}"
-                             for d in s.orm_present + s.extras_present]
+                problems += [
+                    f"{d.kind} {options.app_schema}.{d.name} exists but no ledger records {m.name}"
+                    for d in s.orm_present + s.extras_present
+                ]
         for row in failed:
             problems.append(
                 f"{PRISMA_TABLE} holds a failed attempt of {m.name} (row {row.id}, started {row.started_at:%Y-%m-%d %H:%M:%S}): "
@@ -1112,33 +1328,46 @@ def status(conn: psycopg.Connection, options: Options) -> list[MigrationStatus]:
                 f"{m.name}"
             )
         if prisma is not None and ours is not None and not finished:
-            problems.append(f"the csinfra ledger records {m.name} as applied but {PRISMA_TABLE} does not: "
-                            "`prisma migrate deploy` would run it again and fail")
+            problems.append(
+                f"the csinfra ledger records {m.name} as applied but {PRISMA_TABLE} does not: "
+                "`prisma migrate deploy` would run it again and fail"
+            )
         if ours is not None and ours.checksum != m.checksum:
             problems.append(f"checksum changed: ledger {ours.checksum[:12]}…, file {m.checksum[:12]}…")
         # the checksum the ORM's row should carry: the one csinfra recorded (--prisma-migration-file), else migration.sql's
-        expected_checksum = (ours.prisma_checksum if ours is not None and ours.prisma_checksum else None) or m.checksum
+        expected_checksum = (
+            ours.prisma_checksum if ours is not None and ours.prisma_checksum else None
+        ) or m.checksum
         if prisma is None:
             prisma_state = "no _prisma_migrations table"
         elif finished:
-            prisma_state = "applied" + ("" if finished[-1].checksum == expected_checksum else " (another file's checksum)")
+            prisma_state = "applied" + (
+                "" if finished[-1].checksum == expected_checksum else " (another file's checksum)"
+            )
         elif failed:
             prisma_state = "failed attempt"
         else:
             prisma_state = "pending"
-        result.append(MigrationStatus(
-            name=m.name,
-            checksum=m.checksum,
-            state=state,
-            applied=ours is not None,
-            ledger=None if ours is None else {
-                "appliedAt": ours.applied_at.isoformat(), "appliedBy": ours.applied_by,
-                "durationMs": ours.duration_ms, "checksum": ours.checksum, "extrasChecksum": ours.extras_checksum,
-            },
-            checksum_ok=None if ours is None else ours.checksum == m.checksum,
-            prisma=None if prisma is None else [r.as_dict(expected_checksum) for r in prisma],
-            prisma_state=prisma_state,
-            schema_ok=not problems,
-            problems=problems,
-        ))
+        result.append(
+            MigrationStatus(
+                name=m.name,
+                checksum=m.checksum,
+                state=state,
+                applied=ours is not None,
+                ledger=None
+                if ours is None
+                else {
+                    "appliedAt": ours.applied_at.isoformat(),
+                    "appliedBy": ours.applied_by,
+                    "durationMs": ours.duration_ms,
+                    "checksum": ours.checksum,
+                    "extrasChecksum": ours.extras_checksum,
+                },
+                checksum_ok=None if ours is None else ours.checksum == m.checksum,
+                prisma=None if prisma is None else [r.as_dict(expected_checksum) for r in prisma],
+                prisma_state=prisma_state,
+                schema_ok=not problems,
+                problems=problems,
+            )
+        )
     return result

@@ -9,20 +9,26 @@ from pathlib import Path
 
 from psycopg import sql
 
-from . import settings
+from .. import settings
+from ..errors import CsinfraError
 from .catalog import table_exists
 from .database import Target, project_root
 from .dbt import run_dbt
 from .dbt import run_results as dbt_run_results
 from .dbt import summary as dbt_summary
-from .errors import CsinfraError
 
 # Every mart and everything it reads, never the write-back: selectors.yml `marts`.
 MARTS_SELECTION = ["--selector", "marts"]
 MART_MODELS = (
-    "dim_creators", "fct_creator_activation", "fct_offer_funnel", "rpt_creator_activation_by_signup_week",
-    "rpt_creator_dashboard_blockers", "rpt_creator_search_ranking", "rpt_offer_funnel_by_sent_week",
-    "rpt_readiness_blockers", "rpt_trust_tier_distribution_daily",
+    "dim_creators",
+    "fct_creator_activation",
+    "fct_offer_funnel",
+    "rpt_creator_activation_by_signup_week",
+    "rpt_creator_dashboard_blockers",
+    "rpt_creator_search_ranking",
+    "rpt_offer_funnel_by_sent_week",
+    "rpt_readiness_blockers",
+    "rpt_trust_tier_distribution_daily",
 )
 AS_OF_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?)?$")
 
@@ -49,17 +55,27 @@ def build_marts(
     with target.connect(autocommit=True) as conn:
         for table in ("creator_profiles", "offers", "audit_logs", "analytics_events"):
             if not table_exists(conn, app_schema, table):
-                hint = "csinfra migrate up" if table in ("audit_logs", "analytics_events") else "csinfra demo-data"
+                hint = (
+                    "csinfra migrate up"
+                    if table in ("audit_logs", "analytics_events")
+                    else "csinfra demo-data"
+                )
                 raise CsinfraError(f"schema {app_schema} has no {table} table (run `{hint}` first?)")
         log = settings.dbt_schema()
-        never_backfilled = not table_exists(conn, log, "writeback_log") or not conn.execute(
-            sql.SQL("select exists (select from {} where status = 'done' and target_table = %s)").format(
-                sql.Identifier(log, "writeback_log")),
-            (f"{app_schema}.creator_profiles",),
-        ).fetchone()[0]
+        never_backfilled = (
+            not table_exists(conn, log, "writeback_log")
+            or not conn.execute(
+                sql.SQL("select exists (select from {} where status = 'done' and target_table = %s)").format(
+                    sql.Identifier(log, "writeback_log")
+                ),
+                (f"{app_schema}.creator_profiles",),
+            ).fetchone()[0]
+        )
         if never_backfilled:
-            raise CsinfraError("no backfill has run on this database: run `csinfra backfill` first "
-                               "(the marts read the Phase 1 fields it writes)")
+            raise CsinfraError(
+                "no backfill has run on this database: run `csinfra backfill` first "
+                "(the marts read the Phase 1 fields it writes)"
+            )
     vars_: dict = {}
     if as_of:
         vars_["marts_as_of"] = as_of
@@ -75,7 +91,9 @@ def build_marts(
     rc = proc.wait()
     seconds = time.monotonic() - started
     results = dbt_run_results(wall_start)
-    return MartsResult(returncode=rc, seconds=seconds, log_path=log_path, summary=dbt_summary(results) if results else {})
+    return MartsResult(
+        returncode=rc, seconds=seconds, log_path=log_path, summary=dbt_summary(results) if results else {}
+    )
 
 
 def marts_schema() -> str:

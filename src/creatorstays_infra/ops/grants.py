@@ -22,16 +22,22 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 from .marts import MART_MODELS
 
 APPEND_ONLY_TABLES = ("audit_logs", "analytics_events")
 APPLY_FUNCTION = "wb_creator_profiles__apply"
 
 
-def statements(app_schema: str, dbt_schema: str, app_role: str | None, analyst_role: str | None,
-               existing_marts: tuple[str, ...] = MART_MODELS, function_exists: bool = True,
-               dbt_schema_exists: bool = True) -> list[sql.Composed]:
+def statements(
+    app_schema: str,
+    dbt_schema: str,
+    app_role: str | None,
+    analyst_role: str | None,
+    existing_marts: tuple[str, ...] = MART_MODELS,
+    function_exists: bool = True,
+    dbt_schema_exists: bool = True,
+) -> list[sql.Composed]:
     """The GRANT/REVOKE statements, every name quoted."""
     out: list[sql.Composed] = []
     ours = sql.Identifier(dbt_schema)
@@ -67,7 +73,10 @@ def statements(app_schema: str, dbt_schema: str, app_role: str | None, analyst_r
                 sql.SQL("revoke all on all tables in schema {} from {}").format(ours, role),
                 sql.SQL("grant usage on schema {} to {}").format(ours, role),
             ]
-        out += [sql.SQL("grant select on {} to {}").format(sql.Identifier(dbt_schema, m), role) for m in existing_marts]
+        out += [
+            sql.SQL("grant select on {} to {}").format(sql.Identifier(dbt_schema, m), role)
+            for m in existing_marts
+        ]
     return out
 
 
@@ -79,38 +88,64 @@ def check_role(role: str | None, what: str, current_user: str) -> str | None:
     if role is None:
         return None
     if not role or role.lower() in RESERVED_ROLES or role.lower().startswith("pg_") or "\x00" in role:
-        raise ConfigurationError(f"{what} {role!r} is not a role to grant to: name the application's or the analysts' own role")
+        raise ConfigurationError(
+            f"{what} {role!r} is not a role to grant to: name the application's or the analysts' own role"
+        )
     if role == current_user:
-        raise ConfigurationError(f"{what} {role!r} is the role running this (the migration owner): grants to it would "
-                                 "revoke the owner's own rights; name the application's or the analysts' role")
+        raise ConfigurationError(
+            f"{what} {role!r} is the role running this (the migration owner): grants to it would "
+            "revoke the owner's own rights; name the application's or the analysts' role"
+        )
     return role
 
 
-def plan(conn: psycopg.Connection, app_schema: str, dbt_schema: str, app_role: str | None,
-         analyst_role: str | None) -> tuple[list[sql.Composed], list[str]]:
+def plan(
+    conn: psycopg.Connection, app_schema: str, dbt_schema: str, app_role: str | None, analyst_role: str | None
+) -> tuple[list[sql.Composed], list[str]]:
     """The statements for this database, and notes on what is not there yet (roles, marts, the function)."""
     current_user = conn.execute("select current_user").fetchone()[0]
     app_role = check_role(app_role, "--app-role", current_user)
     analyst_role = check_role(analyst_role, "--analyst-role", current_user)
     if app_role is not None and app_role == analyst_role:
-        raise ConfigurationError("--app-role and --analyst-role name the same role: they hold different rights")
+        raise ConfigurationError(
+            "--app-role and --analyst-role name the same role: they hold different rights"
+        )
     notes: list[str] = []
     for kind, role in (("application role", app_role), ("analyst role", analyst_role)):
         if role and conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone() is None:
             notes.append(f"the {kind} {role!r} does not exist: create it first (create role … login)")
-    marts = tuple(m for m in MART_MODELS if conn.execute(
-        "select to_regclass(format('%%I.%%I', %s::text, %s::text))", (dbt_schema, m)).fetchone()[0] is not None)
+    marts = tuple(
+        m
+        for m in MART_MODELS
+        if conn.execute(
+            "select to_regclass(format('%%I.%%I', %s::text, %s::text))", (dbt_schema, m)
+        ).fetchone()[0]
+        is not None
+    )
     if len(marts) < len(MART_MODELS):
-        notes.append(f"{len(MART_MODELS) - len(marts)} marts are not built yet: dbt grants them when it builds them "
-                     "(set CSINFRA_ANALYST_ROLE)")
-    function = conn.execute("select to_regprocedure(format('%%I.%%I(text, text)', %s::text, %s::text))",
-                            (dbt_schema, APPLY_FUNCTION)).fetchone()[0] is not None
+        notes.append(
+            f"{len(MART_MODELS) - len(marts)} marts are not built yet: dbt grants them when it builds them "
+            "(set CSINFRA_ANALYST_ROLE)"
+        )
+    function = (
+        conn.execute(
+            "select to_regprocedure(format('%%I.%%I(text, text)', %s::text, %s::text))",
+            (dbt_schema, APPLY_FUNCTION),
+        ).fetchone()[0]
+        is not None
+    )
     if not function:
-        notes.append(f"{dbt_schema}.{APPLY_FUNCTION} is not installed yet: the backfill grants it (set CSINFRA_APP_ROLE)")
-    ours = conn.execute("select exists (select from pg_namespace where nspname = %s)", (dbt_schema,)).fetchone()[0]
+        notes.append(
+            f"{dbt_schema}.{APPLY_FUNCTION} is not installed yet: the backfill grants it (set CSINFRA_APP_ROLE)"
+        )
+    ours = conn.execute(
+        "select exists (select from pg_namespace where nspname = %s)", (dbt_schema,)
+    ).fetchone()[0]
     if not ours:
-        notes.append(f"schema {dbt_schema} has not been created yet (no dbt run so far): dbt grants USAGE on it when it "
-                     "creates it (set CSINFRA_APP_ROLE / CSINFRA_ANALYST_ROLE)")
+        notes.append(
+            f"schema {dbt_schema} has not been created yet (no dbt run so far): dbt grants USAGE on it when it "
+            "creates it (set CSINFRA_APP_ROLE / CSINFRA_ANALYST_ROLE)"
+        )
     return statements(app_schema, dbt_schema, app_role, analyst_role, marts, function, ours), notes
 
 

@@ -21,10 +21,10 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
-from . import settings
+from .. import settings
+from ..errors import CsinfraError
 from .catalog import APP_TABLES, column_exists, table_exists
 from .database import project_root
-from .errors import CsinfraError
 
 DEMO_DIR = project_root() / "scripts" / "demo"
 APP_SCHEMA_FILE = project_root() / "scripts" / "app_schema" / "pre_phase1.sql"
@@ -62,28 +62,37 @@ def _marker(conn: psycopg.Connection, app_schema: str) -> bool:
     meta = settings.meta_schema()
     if not table_exists(conn, meta, MARKER_TABLE):
         return False
-    return bool(conn.execute(
-        sql.SQL("select exists (select from {} where app_schema = %s)").format(sql.Identifier(meta, MARKER_TABLE)),
-        (app_schema,),
-    ).fetchone()[0])
+    return bool(
+        conn.execute(
+            sql.SQL("select exists (select from {} where app_schema = %s)").format(
+                sql.Identifier(meta, MARKER_TABLE)
+            ),
+            (app_schema,),
+        ).fetchone()[0]
+    )
 
 
 def _write_marker(conn: psycopg.Connection, app_schema: str, seed: int, creators: int) -> None:
     meta = settings.meta_schema()
     conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(meta)))
-    conn.execute(sql.SQL(
-        "create table if not exists {} (app_schema text primary key, created_at timestamptz not null default now(), "
-        "seed bigint not null, creators bigint not null)").format(sql.Identifier(meta, MARKER_TABLE)))
     conn.execute(
-        sql.SQL("insert into {} (app_schema, seed, creators) values (%s, %s, %s) "
-                "on conflict (app_schema) do update set created_at = now(), seed = excluded.seed, creators = excluded.creators"
-                ).format(sql.Identifier(meta, MARKER_TABLE)),
+        sql.SQL(
+            "create table if not exists {} (app_schema text primary key, created_at timestamptz not null default now(), "
+            "seed bigint not null, creators bigint not null)"
+        ).format(sql.Identifier(meta, MARKER_TABLE))
+    )
+    conn.execute(
+        sql.SQL(
+            "insert into {} (app_schema, seed, creators) values (%s, %s, %s) "
+            "on conflict (app_schema) do update set created_at = now(), seed = excluded.seed, creators = excluded.creators"
+        ).format(sql.Identifier(meta, MARKER_TABLE)),
         (app_schema, seed, creators),
     )
 
 
-def require_ours(conn: psycopg.Connection, app_schema: str, *, embedded: bool, confirm_database: str | None,
-                 what: str) -> None:
+def require_ours(
+    conn: psycopg.Connection, app_schema: str, *, embedded: bool, confirm_database: str | None, what: str
+) -> None:
     """Refuse `what` unless this is the embedded server, a database demo data filled, or the operator
     named the database explicitly (`--confirm-database NAME`)."""
     database = conn.execute("select current_database()").fetchone()[0]
@@ -92,7 +101,9 @@ def require_ours(conn: psycopg.Connection, app_schema: str, *, embedded: bool, c
     if confirm_database is not None:
         if confirm_database == database:
             return
-        raise CsinfraError(f"--confirm-database {confirm_database!r} does not name this database ({database!r}); nothing changed")
+        raise CsinfraError(
+            f"--confirm-database {confirm_database!r} does not name this database ({database!r}); nothing changed"
+        )
     raise CsinfraError(
         f"refusing to {what} in database {database!r} (schema {app_schema}): it is not the embedded server and "
         f"csinfra demo-data did not create its application tables (no {settings.meta_schema()}.{MARKER_TABLE} row); "
@@ -106,9 +117,15 @@ def _other_app_schemas(conn: psycopg.Connection, app_schema: str) -> list[str]:
     found: set[str] = set()
     for table in ("schema_migrations", "rollback_archives", MARKER_TABLE):
         if table_exists(conn, meta, table):
-            found |= {r[0] for r in conn.execute(
-                sql.SQL("select distinct app_schema from {} where app_schema <> %s").format(sql.Identifier(meta, table)),
-                (app_schema,))}
+            found |= {
+                r[0]
+                for r in conn.execute(
+                    sql.SQL("select distinct app_schema from {} where app_schema <> %s").format(
+                        sql.Identifier(meta, table)
+                    ),
+                    (app_schema,),
+                )
+            }
     return sorted(found)
 
 
@@ -125,7 +142,9 @@ def reset(conn: psycopg.Connection, app_schema: str) -> None:
     for table in (*OTHER_APP_TABLES, *reversed(APP_TABLES)):
         conn.execute(sql.SQL("drop table if exists {} cascade").format(sql.Identifier(app_schema, table)))
     for function in APP_FUNCTIONS:
-        conn.execute(sql.SQL("drop function if exists {}() cascade").format(sql.Identifier(app_schema, function)))
+        conn.execute(
+            sql.SQL("drop function if exists {}() cascade").format(sql.Identifier(app_schema, function))
+        )
     for type_ in APP_TYPES:
         conn.execute(sql.SQL("drop type if exists {} cascade").format(sql.Identifier(app_schema, type_)))
     for schema in (settings.dbt_schema(), settings.meta_schema(), settings.archive_schema()):
@@ -159,8 +178,13 @@ def generate(
         conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(app_schema)))
         conn.execute(sql.SQL("set local search_path to {}").format(sql.Identifier(app_schema)))
         if reset_first:
-            require_ours(conn, app_schema, embedded=embedded, confirm_database=confirm_database,
-                         what="drop the application tables (--reset)")
+            require_ours(
+                conn,
+                app_schema,
+                embedded=embedded,
+                confirm_database=confirm_database,
+                what="drop the application tables (--reset)",
+            )
             reset(conn, app_schema)
         present = [t for t in APP_TABLES if table_exists(conn, app_schema, t)]
         if present and len(present) != len(APP_TABLES):
@@ -176,7 +200,9 @@ def generate(
         else:
             recreate = []
             for table in APP_TABLES:
-                if conn.execute(sql.SQL("select exists (select from {})").format(sql.Identifier(app_schema, table))).fetchone()[0]:
+                if conn.execute(
+                    sql.SQL("select exists (select from {})").format(sql.Identifier(app_schema, table))
+                ).fetchone()[0]:
                     raise CsinfraError(
                         f"table {app_schema}.{table} already has rows; demo-data fills empty tables "
                         "(--reset drops and recreates the demo tables)"
@@ -199,7 +225,9 @@ def generate(
         tables = APP_TABLES + (EVENT_TABLES if events else ())
         rows = _counts(conn, app_schema, tables)
     _analyze(conn, app_schema, tables)
-    return DemoSummary(created_tables=created, rows=rows, seconds=time.monotonic() - started, events_written=events)
+    return DemoSummary(
+        created_tables=created, rows=rows, seconds=time.monotonic() - started, events_written=events
+    )
 
 
 def _defer_keys_and_indexes(conn: psycopg.Connection, app_schema: str) -> list[sql.Composed]:
@@ -234,18 +262,25 @@ def _defer_keys_and_indexes(conn: psycopg.Connection, app_schema: str) -> list[s
     keys = [c for c in constraints if c[2] != "f"]
     foreign = [c for c in constraints if c[2] == "f"]
     for table, name, _, _ in foreign + keys:
-        conn.execute(sql.SQL("alter table {} drop constraint {}").format(sql.Identifier(app_schema, table), sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("alter table {} drop constraint {}").format(
+                sql.Identifier(app_schema, table), sql.Identifier(name)
+            )
+        )
     for name, _ in indexes:
         conn.execute(sql.SQL("drop index {}").format(sql.Identifier(app_schema, name)))
 
     def add(table: str, name: str, definition: str) -> sql.Composed:
         # `definition` is the catalog's own text (pg_get_constraintdef), not input
         return sql.SQL("alter table {} add constraint {} ").format(
-            sql.Identifier(app_schema, table), sql.Identifier(name)) + sql.SQL(definition)
+            sql.Identifier(app_schema, table), sql.Identifier(name)
+        ) + sql.SQL(definition)
 
-    return ([add(t, n, d) for t, n, _, d in keys]
-            + [sql.Composed([sql.SQL(d)]) for _, d in indexes]
-            + [add(t, n, d) for t, n, _, d in foreign])
+    return (
+        [add(t, n, d) for t, n, _, d in keys]
+        + [sql.Composed([sql.SQL(d)]) for _, d in indexes]
+        + [add(t, n, d) for t, n, _, d in foreign]
+    )
 
 
 def generate_events(
@@ -277,21 +312,32 @@ def generate_events(
         if not all(table_exists(conn, app_schema, t) for t in EVENT_TABLES) or not column_exists(
             conn, app_schema, "offers", "statusHistory"
         ):
-            raise CsinfraError(f"Phase 1 is not applied to schema {app_schema}: run `csinfra migrate up` first")
-        require_ours(conn, app_schema, embedded=False, confirm_database=confirm_database,
-                     what="write demo events beside application rows it did not create (--events-only)")
+            raise CsinfraError(
+                f"Phase 1 is not applied to schema {app_schema}: run `csinfra migrate up` first"
+            )
+        require_ours(
+            conn,
+            app_schema,
+            embedded=False,
+            confirm_database=confirm_database,
+            what="write demo events beside application rows it did not create (--events-only)",
+        )
         _require_empty(conn, app_schema, EVENT_TABLES)
         conn.execute("set local synchronous_commit to off")
         creators = conn.execute('select count(*) from "creator_profiles"').fetchone()[0]
         hosts = conn.execute('select count(*) from "host_profiles"').fetchone()[0]
         if creators == 0 or hosts == 0:
-            raise CsinfraError(f"schema {app_schema} has no creators or no hosts: run `csinfra demo-data` first")
+            raise CsinfraError(
+                f"schema {app_schema} has no creators or no hosts: run `csinfra demo-data` first"
+            )
         _prepare_session(conn, seed, creators, hosts)
         conn.execute(_script("demo_status_history.sql"))
         _write_events(conn, analytics_events)
         rows = _counts(conn, app_schema, EVENT_TABLES)
     _analyze(conn, app_schema, EVENT_TABLES + ("offers",))
-    return DemoSummary(created_tables=False, rows=rows, seconds=time.monotonic() - started, events_written=True)
+    return DemoSummary(
+        created_tables=False, rows=rows, seconds=time.monotonic() - started, events_written=True
+    )
 
 
 def _prepare_session(conn: psycopg.Connection, seed: int, creators: int, hosts: int) -> None:
@@ -327,13 +373,19 @@ def _write_events(conn: psycopg.Connection, analytics_events: int | None) -> Non
 
 def _require_empty(conn: psycopg.Connection, app_schema: str, tables: tuple[str, ...]) -> None:
     for table in tables:
-        if conn.execute(sql.SQL("select exists (select from {})").format(sql.Identifier(app_schema, table))).fetchone()[0]:
-            raise CsinfraError(f"table {app_schema}.{table} already has rows; demo events fill empty event tables")
+        if conn.execute(
+            sql.SQL("select exists (select from {})").format(sql.Identifier(app_schema, table))
+        ).fetchone()[0]:
+            raise CsinfraError(
+                f"table {app_schema}.{table} already has rows; demo events fill empty event tables"
+            )
 
 
 def _counts(conn: psycopg.Connection, app_schema: str, tables: tuple[str, ...]) -> dict[str, int]:
     return {
-        t: conn.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(app_schema, t))).fetchone()[0]
+        t: conn.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(app_schema, t))).fetchone()[
+            0
+        ]
         for t in tables
     }
 

@@ -40,7 +40,7 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
-from .errors import DatabaseError
+from ..errors import DatabaseError
 
 SERVER_USER = "csinfra_pg"
 SUPERUSER = "postgres"
@@ -120,8 +120,9 @@ def _ensure_server_user() -> pwd.struct_passwd:
 
 def _reachable_by_server_user(path: Path) -> bool:
     """Can the server's OS user search `path` (and so every directory above it)?"""
-    result = subprocess.run(["test", "-x", str(path)], user=SERVER_USER, env=SERVER_ENVIRONMENT,
-                            capture_output=True, check=False)
+    result = subprocess.run(
+        ["test", "-x", str(path)], user=SERVER_USER, env=SERVER_ENVIRONMENT, capture_output=True, check=False
+    )
     return result.returncode == 0
 
 
@@ -189,7 +190,9 @@ class EmbeddedServer:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def _run(self, args: list[str], timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess:
+    def _run(
+        self, args: list[str], timeout: float = 120, input: str | None = None
+    ) -> subprocess.CompletedProcess:
         kwargs: dict = {"capture_output": True, "text": True, "timeout": timeout, "input": input}
         if self._as_root:
             kwargs["user"] = SERVER_USER
@@ -220,12 +223,15 @@ class EmbeddedServer:
         """Everything we write lives here: it must be a real directory of ours that no one else can write to."""
         st = os.lstat(self.state_dir)
         if not stat.S_ISDIR(st.st_mode):
-            raise DatabaseError(f"{self.state_dir} (the embedded server's state directory) is not a directory")
+            raise DatabaseError(
+                f"{self.state_dir} (the embedded server's state directory) is not a directory"
+            )
         if st.st_uid != os.geteuid() or st.st_mode & 0o022:
             raise DatabaseError(
                 f"{self.state_dir} (the embedded server's state directory) must be yours and writable by you only "
                 f"(it is owned by uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o}); set CSINFRA_STATE_DIR to a "
-                "directory of your own")
+                "directory of your own"
+            )
 
     def _write_file(self, path: Path, text: str, mode: int) -> None:
         """Write atomically: a new file (never following a link), then renamed over `path`."""
@@ -271,7 +277,9 @@ class EmbeddedServer:
     # -- lifecycle ---------------------------------------------------------------------------
     def info(self) -> ServerInfo:
         port = self._read_port() or 0
-        return ServerInfo(port=port, pgdata=self.pgdata, running=self._postmaster_running(), passfile=self.passfile)
+        return ServerInfo(
+            port=port, pgdata=self.pgdata, running=self._postmaster_running(), passfile=self.passfile
+        )
 
     def _initdb(self) -> None:
         if self._as_root:
@@ -288,8 +296,10 @@ class EmbeddedServer:
             result = self._run(
                 [
                     str(self._server_bin() / "initdb"),
-                    "-D", str(self.pgdata),
-                    "-U", SUPERUSER,
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    SUPERUSER,
                     f"--pwfile={pwfile}",
                     "--auth=scram-sha-256",
                     "--encoding=UTF8",
@@ -308,8 +318,12 @@ class EmbeddedServer:
         self._write_file(self.hba_file, HBA, 0o644)  # the server's user reads it; nothing in it is secret
 
     def _locked_down(self) -> bool:
-        return (read_secret(self.passfile) is not None and not self.hba_file.is_symlink() and self.hba_file.exists()
-                and self.hba_file.read_text() == HBA)
+        return (
+            read_secret(self.passfile) is not None
+            and not self.hba_file.is_symlink()
+            and self.hba_file.exists()
+            and self.hba_file.read_text() == HBA
+        )
 
     def _lock_down(self) -> None:
         """A cluster made by an older csinfra (trust authentication), or whose password file was lost:
@@ -318,16 +332,29 @@ class EmbeddedServer:
             self._stop_locked()
         secret = secrets.token_urlsafe(32)  # [A-Za-z0-9_-]: safe inside a literal
         result = self._run(
-            [str(self._server_bin() / "postgres"), "--single", "-D", str(self.pgdata), "-j",
-             # a SCRAM verifier whatever the old cluster's password_encryption; the statement (the secret) never logged
-             "-c", "password_encryption=scram-sha-256", "-c", "log_statement=none", "-c", "log_min_error_statement=panic",
-             "postgres"],
+            [
+                str(self._server_bin() / "postgres"),
+                "--single",
+                "-D",
+                str(self.pgdata),
+                "-j",
+                # a SCRAM verifier whatever the old cluster's password_encryption; the statement (the secret) never logged
+                "-c",
+                "password_encryption=scram-sha-256",
+                "-c",
+                "log_statement=none",
+                "-c",
+                "log_min_error_statement=panic",
+                "postgres",
+            ],
             input=f"alter role {SUPERUSER} password '{secret}';\n",
         )
         # single-user mode exits 0 even when the statement failed: its ERROR is on stderr
         if result.returncode != 0 or "ERROR" in result.stderr:
-            raise DatabaseError("could not set the embedded server's password in single-user mode: "
-                                + (result.stderr.replace(secret, "***").strip()[-300:] or f"exit {result.returncode}"))
+            raise DatabaseError(
+                "could not set the embedded server's password in single-user mode: "
+                + (result.stderr.replace(secret, "***").strip()[-300:] or f"exit {result.returncode}")
+            )
         self._write_hba()
         self._write_passfile(secret)
 
@@ -348,15 +375,22 @@ class EmbeddedServer:
             if port is None or _port_in_use(port):
                 port = _free_port()
             server_settings = {**SERVER_SETTINGS, "hba_file": str(self.hba_file)}
-            options = " ".join(f"-c {k}={shlex.quote(str(v))}" if v else f"-c {k}=''" for k, v in server_settings.items())
+            options = " ".join(
+                f"-c {k}={shlex.quote(str(v))}" if v else f"-c {k}=''" for k, v in server_settings.items()
+            )
             options += f" -p {port}"
             result = self._run(
                 [
                     str(self._server_bin() / "pg_ctl"),
-                    "-D", str(self.pgdata),
-                    "-l", str(self.log_file),
-                    "-w", "-t", "60",
-                    "-o", options,
+                    "-D",
+                    str(self.pgdata),
+                    "-l",
+                    str(self.log_file),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    options,
                     "start",
                 ]
             )
@@ -373,8 +407,13 @@ class EmbeddedServer:
         while True:
             try:
                 with psycopg.connect(
-                    host=HOST, port=info.port, user=SUPERUSER, dbname="postgres", passfile=str(self.passfile),
-                    connect_timeout=10, autocommit=True,
+                    host=HOST,
+                    port=info.port,
+                    user=SUPERUSER,
+                    dbname="postgres",
+                    passfile=str(self.passfile),
+                    connect_timeout=10,
+                    autocommit=True,
                 ) as conn:
                     exists = conn.execute(
                         "select 1 from pg_database where datname = %s", (DEFAULT_DBNAME,)
@@ -396,6 +435,8 @@ class EmbeddedServer:
             return True
 
     def _stop_locked(self) -> None:
-        result = self._run([str(self._server_bin() / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"])
+        result = self._run(
+            [str(self._server_bin() / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"]
+        )
         if result.returncode != 0:
             raise DatabaseError(f"embedded PostgreSQL did not stop: {result.stderr.strip()}")

@@ -15,8 +15,9 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from . import database, embedded, settings
-from .errors import ConfigurationError, CsinfraError
+from .. import settings
+from ..errors import ConfigurationError, CsinfraError
+from . import database, embedded
 
 app = typer.Typer(
     help="Phase 1 infrastructure: embedded database, demo data, migration, backfill, verification.",
@@ -46,6 +47,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def _checked(check):
     """A typer callback: the value through `check(value, option name)`; a refusal is a usage error (exit 2)."""
+
     def callback(param: typer.CallbackParam, value):
         if value is None:
             return None
@@ -53,6 +55,7 @@ def _checked(check):
             return check(value, param.opts[0])
         except ConfigurationError as exc:
             raise fail(str(exc), 2) from None
+
     return callback
 
 
@@ -74,10 +77,15 @@ def connect(autocommit: bool = False):
 def main_options(
     database_url: Annotated[
         str | None,
-        typer.Option("--database-url", envvar="DATABASE_URL", help="PostgreSQL URL; default: PG* variables, else the embedded server."),
+        typer.Option(
+            "--database-url",
+            envvar="DATABASE_URL",
+            help="PostgreSQL URL; default: PG* variables, else the embedded server.",
+        ),
     ] = None,
     app_schema: Annotated[
-        str, typer.Option("--app-schema", envvar="CSINFRA_APP_SCHEMA", help="Schema of the application's tables.")
+        str,
+        typer.Option("--app-schema", envvar="CSINFRA_APP_SCHEMA", help="Schema of the application's tables."),
     ] = "public",
 ) -> None:
     state.database_url = database_url
@@ -102,7 +110,9 @@ def db_stop() -> None:
 
 @db_app.command("reset")
 def db_reset(
-    yes: Annotated[bool, typer.Option("--yes", help="Confirm: drop and recreate the embedded database.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: drop and recreate the embedded database.")
+    ] = False,
 ) -> None:
     """Drop and recreate the embedded server's database (never touches DATABASE_URL/PG* databases)."""
     if not yes:
@@ -118,8 +128,13 @@ def db_reset(
     out.print(f"reset {t.describe()}", markup=False)
 
 
-ShowPassword = Annotated[bool, typer.Option(
-    "--show-password", help="Include the password (hidden by default; the embedded server's is in a 0600 passfile).")]
+ShowPassword = Annotated[
+    bool,
+    typer.Option(
+        "--show-password",
+        help="Include the password (hidden by default; the embedded server's is in a 0600 passfile).",
+    ),
+]
 
 
 @db_app.command("url")
@@ -142,31 +157,50 @@ def db_env(show_password: ShowPassword = False) -> None:
             print("# PGPASSWORD hidden: pass --show-password, or keep it in a password file (PGPASSFILE)")
             continue
         print(f"export {key}={shlex.quote(value)}")
-    print(f"export PATH={shlex.quote(str(database.embedded.bin_dir()))}:\"$PATH\"")
+    print(f'export PATH={shlex.quote(str(database.embedded.bin_dir()))}:"$PATH"')
 
 
 # -- demo data ------------------------------------------------------------------------------------
 @app.command("demo-data")
 def demo_data(
-    creators: Annotated[int, typer.Option("--creators", min=1, max=100_000_000, help="How many creators (offers ≈ 3×, hosts = creators/10).")] = 1000,
+    creators: Annotated[
+        int,
+        typer.Option(
+            "--creators", min=1, max=100_000_000, help="How many creators (offers ≈ 3×, hosts = creators/10)."
+        ),
+    ] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same data.")] = 42,
-    reset: Annotated[bool, typer.Option(
-        "--reset",
-        help="Drop the application tables (and Phase 1, and csinfra's schemas) first. Only on the embedded server "
-             "or a database demo-data created; anything else needs --confirm-database.",
-    )] = False,
-    confirm_database: Annotated[str | None, typer.Option(
-        "--confirm-database", metavar="NAME",
-        help="Allow --reset / --events-only on a database demo-data did not create, by naming it.",
-    )] = None,
-    events_only: Annotated[bool, typer.Option(
-        "--events-only",
-        help="Only fill Phase 1's (empty) audit_logs and analytics_events from the offers and collaborations already there.",
-    )] = False,
-    analytics_events: Annotated[int | None, typer.Option(
-        "--analytics-events", min=0,
-        help="Total analytics events to write: profile views fill up what the funnel events leave (default: 5 views per creator).",
-    )] = None,
+    reset: Annotated[
+        bool,
+        typer.Option(
+            "--reset",
+            help="Drop the application tables (and Phase 1, and csinfra's schemas) first. Only on the embedded server "
+            "or a database demo-data created; anything else needs --confirm-database.",
+        ),
+    ] = False,
+    confirm_database: Annotated[
+        str | None,
+        typer.Option(
+            "--confirm-database",
+            metavar="NAME",
+            help="Allow --reset / --events-only on a database demo-data did not create, by naming it.",
+        ),
+    ] = None,
+    events_only: Annotated[
+        bool,
+        typer.Option(
+            "--events-only",
+            help="Only fill Phase 1's (empty) audit_logs and analytics_events from the offers and collaborations already there.",
+        ),
+    ] = False,
+    analytics_events: Annotated[
+        int | None,
+        typer.Option(
+            "--analytics-events",
+            min=0,
+            help="Total analytics events to write: profile views fill up what the funnel events leave (default: 5 views per creator).",
+        ),
+    ] = None,
 ) -> None:
     """Create the pre-Phase-1 application tables when absent and fill them deterministically.
 
@@ -177,12 +211,24 @@ def demo_data(
     t = target()
     with t.connect() as conn:
         if events_only:
-            summary = demo.generate_events(conn, state.app_schema, seed=seed, analytics_events=analytics_events,
-                                           confirm_database=confirm_database)
+            summary = demo.generate_events(
+                conn,
+                state.app_schema,
+                seed=seed,
+                analytics_events=analytics_events,
+                confirm_database=confirm_database,
+            )
         else:
-            summary = demo.generate(conn, state.app_schema, creators=creators, seed=seed, reset_first=reset,
-                                    analytics_events=analytics_events, embedded=t.source == "embedded",
-                                    confirm_database=confirm_database)
+            summary = demo.generate(
+                conn,
+                state.app_schema,
+                creators=creators,
+                seed=seed,
+                reset_first=reset,
+                analytics_events=analytics_events,
+                embedded=t.source == "embedded",
+                confirm_database=confirm_database,
+            )
     rows = ", ".join(f"{n:,} {t}" for t, n in summary.rows.items())
     out.print(f"demo data in schema {state.app_schema}: {rows} ({summary.seconds:.1f} s)", markup=False)
 
@@ -190,10 +236,22 @@ def demo_data(
 # -- marts and report -------------------------------------------------------------------------------
 @app.command("marts")
 def marts_cmd(
-    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild the incremental event models from all events.")] = False,
-    skip_tests: Annotated[bool, typer.Option("--skip-tests", help="`dbt run` instead of `dbt build` (no data tests).")] = False,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="The UTC moment the marts describe (dbt var marts_as_of; default now).")] = None,
-    lookback: Annotated[str | None, typer.Option("--lookback", help="Incremental re-read window (dbt var events_lookback, default '3 days').")] = None,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Rebuild the incremental event models from all events.")
+    ] = False,
+    skip_tests: Annotated[
+        bool, typer.Option("--skip-tests", help="`dbt run` instead of `dbt build` (no data tests).")
+    ] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="The UTC moment the marts describe (dbt var marts_as_of; default now)."),
+    ] = None,
+    lookback: Annotated[
+        str | None,
+        typer.Option(
+            "--lookback", help="Incremental re-read window (dbt var events_lookback, default '3 days')."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Build the analysts' marts (funnels, activation, blockers, trust tiers, search ranking) and test them.
@@ -201,30 +259,52 @@ def marts_cmd(
     Runs the staging, intermediate and mart models with their tests; never the write-back."""
     from . import marts
 
-    result = marts.build_marts(target(), state.app_schema, full_refresh=full_refresh, run_tests=not skip_tests,
-                               as_of=as_of, lookback=lookback)
-    summary = {"ok": result.returncode == 0, "seconds": round(result.seconds, 2), "schema": marts.marts_schema(),
-               "fullRefresh": full_refresh, "tests": not skip_tests, "dbt": result.summary, "log": str(result.log_path)}
+    result = marts.build_marts(
+        target(),
+        state.app_schema,
+        full_refresh=full_refresh,
+        run_tests=not skip_tests,
+        as_of=as_of,
+        lookback=lookback,
+    )
+    summary = {
+        "ok": result.returncode == 0,
+        "seconds": round(result.seconds, 2),
+        "schema": marts.marts_schema(),
+        "fullRefresh": full_refresh,
+        "tests": not skip_tests,
+        "dbt": result.summary,
+        "log": str(result.log_path),
+    }
     if as_json:
         print(json.dumps(summary, indent=2))
     elif result.returncode == 0:
         counts = ", ".join(f"{k}={v}" for k, v in result.summary.items())
-        out.print(f"marts built in schema {marts.marts_schema()} ({result.seconds:.1f} s; {counts})", markup=False)
+        out.print(
+            f"marts built in schema {marts.marts_schema()} ({result.seconds:.1f} s; {counts})", markup=False
+        )
     if result.returncode != 0:
-        raise fail(f"dbt failed building the marts ({result.summary or 'see log'}); log: {result.log_path}", 1)
+        raise fail(
+            f"dbt failed building the marts ({result.summary or 'see log'}); log: {result.log_path}", 1
+        )
 
 
 @app.command("report")
 def report_cmd(
-    out_path: Annotated[Path, typer.Option("--out", help="Where to write the HTML file.")] = Path("report.html"),
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the HTML file.")] = Path(
+        "report.html"
+    ),
 ) -> None:
     """Write a self-contained HTML report (charts, blocker table, trust tiers) from the marts."""
     from . import marts, report
 
     with connect() as conn:
         data = report.write_report(conn, marts.marts_schema(), out_path)
-    out.print(f"report: {out_path.resolve()} ({data.funnel['offers_sent']:,} offers sent, "
-              f"{data.activation['creators_signed_up']:,} creators)", markup=False)
+    out.print(
+        f"report: {out_path.resolve()} ({data.funnel['offers_sent']:,} offers sent, "
+        f"{data.activation['creators_signed_up']:,} creators)",
+        markup=False,
+    )
 
 
 def main() -> None:
@@ -239,8 +319,10 @@ def main() -> None:
     except psycopg.Error as exc:  # a database error no command explained: still one line, never a traceback
         diag = getattr(exc, "diag", None)
         message = (diag.message_primary if diag is not None else None) or str(exc).strip().splitlines()[0]
-        err.print(f"csinfra: error: the database refused: {message} ({type(exc).__name__}; its transaction was rolled back)",
-                  markup=False)
+        err.print(
+            f"csinfra: error: the database refused: {message} ({type(exc).__name__}; its transaction was rolled back)",
+            markup=False,
+        )
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("csinfra: interrupted", markup=False)
@@ -248,22 +330,51 @@ def main() -> None:
 
 
 # -- migrate --------------------------------------------------------------------------------------
-migrate_app = typer.Typer(help="Apply, inspect and roll back the Phase 1 schema change.", no_args_is_help=True)
+migrate_app = typer.Typer(
+    help="Apply, inspect and roll back the Phase 1 schema change.", no_args_is_help=True
+)
 app.add_typer(migrate_app, name="migrate")
 
-LockTimeoutOpt = Annotated[str, typer.Option(
-    "--lock-timeout", callback=_duration_option, help="lock_timeout for every statement (a duration: 3s, 500ms).")]
-StatementTimeoutOpt = Annotated[str, typer.Option(
-    "--statement-timeout", callback=_duration_option, help="statement_timeout for every statement (a duration: 5min).")]
-RetriesOpt = Annotated[int, typer.Option("--retries", min=0, max=100, help="Retries after a lock timeout (exponential backoff).")]
+LockTimeoutOpt = Annotated[
+    str,
+    typer.Option(
+        "--lock-timeout",
+        callback=_duration_option,
+        help="lock_timeout for every statement (a duration: 3s, 500ms).",
+    ),
+]
+StatementTimeoutOpt = Annotated[
+    str,
+    typer.Option(
+        "--statement-timeout",
+        callback=_duration_option,
+        help="statement_timeout for every statement (a duration: 5min).",
+    ),
+]
+RetriesOpt = Annotated[
+    int, typer.Option("--retries", min=0, max=100, help="Retries after a lock timeout (exponential backoff).")
+]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the SQL that would run; change nothing.")]
-LockWaitOpt = Annotated[float, typer.Option(
-    "--lock-wait", min=0, max=86400, callback=_finite_option, help="Seconds to wait for another runner's migration lock.")]
-PrismaFileOpt = Annotated[Path | None, typer.Option(
-    "--prisma-migration-file", envvar="CSINFRA_PRISMA_MIGRATION_FILE", metavar="PATH",
-    help="The application repository's own prisma/migrations/<name>/migration.sql, when it is not ours byte for "
-         "byte: checked to create the same schema; its checksum goes into _prisma_migrations.",
-)]
+LockWaitOpt = Annotated[
+    float,
+    typer.Option(
+        "--lock-wait",
+        min=0,
+        max=86400,
+        callback=_finite_option,
+        help="Seconds to wait for another runner's migration lock.",
+    ),
+]
+PrismaFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--prisma-migration-file",
+        envvar="CSINFRA_PRISMA_MIGRATION_FILE",
+        metavar="PATH",
+        help="The application repository's own prisma/migrations/<name>/migration.sql, when it is not ours byte for "
+        "byte: checked to create the same schema; its checksum goes into _prisma_migrations.",
+    ),
+]
 
 
 def _options(**kwargs):
@@ -296,11 +407,17 @@ def _run_step(direction: str, options) -> None:
                 for note in result.notes:
                     out.print(f"  {note}", markup=False)
                 if result.archive_id:
-                    out.print(f"archived {_archived(result.archived_rows)} as {result.archive_id}; restore with "
-                              f"`csinfra migrate up && csinfra migrate restore-archive {result.archive_id}` "
-                              "(before the next backfill)", markup=False)
+                    out.print(
+                        f"archived {_archived(result.archived_rows)} as {result.archive_id}; restore with "
+                        f"`csinfra migrate up && csinfra migrate restore-archive {result.archive_id}` "
+                        "(before the next backfill)",
+                        markup=False,
+                    )
                 elif direction == "down" and result.action == "rolled back":
-                    out.print(f"--discard-data: {_archived(result.archived_rows)} were dropped without an archive", markup=False)
+                    out.print(
+                        f"--discard-data: {_archived(result.archived_rows)} were dropped without an archive",
+                        markup=False,
+                    )
         finally:
             runner.release()
 
@@ -325,8 +442,17 @@ def migrate_up(
 
     Where the ORM applied it already, adopt it (add only csinfra's extras); a failed ORM attempt is
     marked rolled back first, as `prisma migrate resolve --rolled-back` does."""
-    _run_step("up", _options(dry_run=dry_run, lock_timeout=lock_timeout, statement_timeout=statement_timeout,
-                             retries=retries, lock_wait_seconds=lock_wait, prisma_migration_file=prisma_migration_file))
+    _run_step(
+        "up",
+        _options(
+            dry_run=dry_run,
+            lock_timeout=lock_timeout,
+            statement_timeout=statement_timeout,
+            retries=retries,
+            lock_wait_seconds=lock_wait,
+            prisma_migration_file=prisma_migration_file,
+        ),
+    )
     if not dry_run:
         _regrant()
 
@@ -336,27 +462,45 @@ def _regrant() -> None:
     `grant all`, say), so the grants of CSINFRA_APP_ROLE / CSINFRA_ANALYST_ROLE, when set, are applied again."""
     from . import grants
 
-    app_role, analyst_role = os.environ.get("CSINFRA_APP_ROLE") or None, os.environ.get("CSINFRA_ANALYST_ROLE") or None
+    app_role, analyst_role = (
+        os.environ.get("CSINFRA_APP_ROLE") or None,
+        os.environ.get("CSINFRA_ANALYST_ROLE") or None,
+    )
     if not app_role and not analyst_role:
         return
     with connect() as conn:
         stmts, notes = grants.plan(conn, state.app_schema, settings.dbt_schema(), app_role, analyst_role)
         if any("does not exist" in n for n in notes):
-            err.print("csinfra: note: " + "; ".join(n for n in notes if "does not exist" in n) + "; grants not applied",
-                      markup=False)
+            err.print(
+                "csinfra: note: "
+                + "; ".join(n for n in notes if "does not exist" in n)
+                + "; grants not applied",
+                markup=False,
+            )
             return
         grants.apply(conn, stmts)
         conn.commit()
-    out.print(f"grants: {len(stmts)} statements applied for " + " and ".join(
-        f"{kind} {role}" for kind, role in (("the application role", app_role), ("the analyst role", analyst_role)) if role),
-        markup=False)
+    out.print(
+        f"grants: {len(stmts)} statements applied for "
+        + " and ".join(
+            f"{kind} {role}"
+            for kind, role in (("the application role", app_role), ("the analyst role", analyst_role))
+            if role
+        ),
+        markup=False,
+    )
 
 
 @migrate_app.command("down")
 def migrate_down(
     dry_run: DryRunOpt = False,
-    discard_data: Annotated[bool, typer.Option(
-        "--discard-data", help="Drop audit_logs/analytics_events rows, statusHistory and snapshots WITHOUT archiving them.")] = False,
+    discard_data: Annotated[
+        bool,
+        typer.Option(
+            "--discard-data",
+            help="Drop audit_logs/analytics_events rows, statusHistory and snapshots WITHOUT archiving them.",
+        ),
+    ] = False,
     lock_timeout: LockTimeoutOpt = "3s",
     statement_timeout: StatementTimeoutOpt = "5min",
     retries: RetriesOpt = 5,
@@ -364,40 +508,67 @@ def migrate_down(
 ) -> None:
     """Roll Phase 1 back. Every value that cannot be derived again is archived first: the rows of audit_logs and
     analytics_events, offers' statusHistory and the terms snapshots the application wrote."""
-    _run_step("down", _options(dry_run=dry_run, discard_data=discard_data, lock_timeout=lock_timeout,
-                               statement_timeout=statement_timeout, retries=retries, lock_wait_seconds=lock_wait))
+    _run_step(
+        "down",
+        _options(
+            dry_run=dry_run,
+            discard_data=discard_data,
+            lock_timeout=lock_timeout,
+            statement_timeout=statement_timeout,
+            retries=retries,
+            lock_wait_seconds=lock_wait,
+        ),
+    )
 
 
 @migrate_app.command("status")
 def migrate_status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the SQL status would run; run nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the SQL status would run; run nothing.")
+    ] = False,
 ) -> None:
     """What is applied (csinfra ledger and _prisma_migrations) and whether the schema matches. Exit 1 on a mismatch."""
     from . import migrations, schema_snapshot
 
     if dry_run:
-        print(f"-- csinfra migrate status (dry run: nothing was executed). Status only reads:\n"
-              f"-- 1. the ledgers: select … from csinfra_meta.schema_migrations / {state.app_schema}._prisma_migrations;\n"
-              f"-- 2. in a transaction that is always rolled back, each migration.sql and extras.sql applied to a throw-away\n"
-              f"--    schema csinfra_probe_<random> to learn the objects it creates;\n"
-              f"-- 3. this catalog query, for the probe schema and for {state.app_schema}:")
+        print(
+            f"-- csinfra migrate status (dry run: nothing was executed). Status only reads:\n"
+            f"-- 1. the ledgers: select … from csinfra_meta.schema_migrations / {state.app_schema}._prisma_migrations;\n"
+            f"-- 2. in a transaction that is always rolled back, each migration.sql and extras.sql applied to a throw-away\n"
+            f"--    schema csinfra_probe_<random> to learn the objects it creates;\n"
+            f"-- 3. this catalog query, for the probe schema and for {state.app_schema}:"
+        )
         print(schema_snapshot.CATALOG_QUERY.strip())
         return
 
     with connect() as conn:
         statuses = migrations.status(conn, _options())
     if as_json:
-        print(json.dumps({"appSchema": state.app_schema, "migrations": [s.as_dict() for s in statuses]}, indent=2))
+        print(
+            json.dumps(
+                {"appSchema": state.app_schema, "migrations": [s.as_dict() for s in statuses]}, indent=2
+            )
+        )
     else:
         table = Table(title=f"Migrations in schema {state.app_schema}")
         for col in ("migration", "state", "csinfra ledger", "_prisma_migrations", "schema"):
             table.add_column(col)
         for s in statuses:
-            ledger = "not applied" if not s.applied else f"applied {s.ledger['appliedAt'][:19]} by {s.ledger['appliedBy']}"
+            ledger = (
+                "not applied"
+                if not s.applied
+                else f"applied {s.ledger['appliedAt'][:19]} by {s.ledger['appliedBy']}"
+            )
             if s.checksum_ok is False:
                 ledger += " [checksum changed]"
-            table.add_row(s.name, s.state, ledger, s.prisma_state, "ok" if s.schema_ok else f"{len(s.problems)} problem(s)")
+            table.add_row(
+                s.name,
+                s.state,
+                ledger,
+                s.prisma_state,
+                "ok" if s.schema_ok else f"{len(s.problems)} problem(s)",
+            )
         out.print(table)
         for s in statuses:
             for p in s.problems:
@@ -421,8 +592,14 @@ def migrate_archives() -> None:
         table.add_column(col)
     for a in archives:
         rows = _archived({t: v["rows"] for t, v in a.tables.items()})
-        table.add_row(a.archive_id, a.app_schema, a.name, a.created_at.isoformat()[:19], rows,
-                      a.restored_at.isoformat()[:19] if a.restored_at else "")
+        table.add_row(
+            a.archive_id,
+            a.app_schema,
+            a.name,
+            a.created_at.isoformat()[:19],
+            rows,
+            a.restored_at.isoformat()[:19] if a.restored_at else "",
+        )
     out.print(table)
 
 
@@ -431,17 +608,23 @@ def migrate_restore_archive(
     archive_id: Annotated[str, typer.Argument(help="An id from `csinfra migrate archives`.")],
     lock_timeout: LockTimeoutOpt = "3s",
     statement_timeout: StatementTimeoutOpt = "30min",
-    keep_reconstructed: Annotated[bool, typer.Option(
-        "--keep-reconstructed",
-        help="Restore even when a backfill has since given some archived offers a reconstructed snapshot "
-             "(write-once): those offers keep it, their originals stay in the archive table.")] = False,
+    keep_reconstructed: Annotated[
+        bool,
+        typer.Option(
+            "--keep-reconstructed",
+            help="Restore even when a backfill has since given some archived offers a reconstructed snapshot "
+            "(write-once): those offers keep it, their originals stay in the archive table.",
+        ),
+    ] = False,
     lock_wait: LockWaitOpt = 60.0,
 ) -> None:
     """Put a rollback archive back after `migrate up` (and before the next backfill): audit_logs and analytics_events
     rows (ids already present are kept), offers' statusHistory and terms snapshots (values already present win)."""
     from . import migrations
 
-    options = _options(lock_timeout=lock_timeout, statement_timeout=statement_timeout, lock_wait_seconds=lock_wait)
+    options = _options(
+        lock_timeout=lock_timeout, statement_timeout=statement_timeout, lock_wait_seconds=lock_wait
+    )
     with connect() as conn:
         # one runner at a time: a rollback must not drop the tables under a restore
         runner = migrations.Runner(conn, options, log=lambda msg: err.print(f"csinfra: {msg}", markup=False))
@@ -450,23 +633,40 @@ def migrate_restore_archive(
             r = migrations.restore_archive(conn, options, archive_id, keep_reconstructed=keep_reconstructed)
         finally:
             runner.release()
-    out.print("restored " + ", ".join(f"{n:,} {t}" for t, n in r.rows.items())
-              + f", {r.values['statusHistory']:,} offers' statusHistory, {r.values['originalTermsSnapshot']:,} offers' "
-                "originalTermsSnapshot", markup=False)
+    out.print(
+        "restored "
+        + ", ".join(f"{n:,} {t}" for t, n in r.rows.items())
+        + f", {r.values['statusHistory']:,} offers' statusHistory, {r.values['originalTermsSnapshot']:,} offers' "
+        "originalTermsSnapshot",
+        markup=False,
+    )
     if any(r.kept.values()) or r.missing_offers:
-        out.print(f"kept the values already present: {r.kept['statusHistory']:,} statusHistory, "
-                  f"{r.kept['originalTermsSnapshot']:,} originalTermsSnapshot; {r.missing_offers:,} archived offers no longer "
-                  "exist", markup=False)
+        out.print(
+            f"kept the values already present: {r.kept['statusHistory']:,} statusHistory, "
+            f"{r.kept['originalTermsSnapshot']:,} originalTermsSnapshot; {r.missing_offers:,} archived offers no longer "
+            "exist",
+            markup=False,
+        )
 
 
 # -- grant --------------------------------------------------------------------------------------------
 @app.command("grant")
 def grant_cmd(
-    app_role: Annotated[str | None, typer.Option(
-        "--app-role", envvar="CSINFRA_APP_ROLE", help="The application's role (runs the online library).")] = None,
-    analyst_role: Annotated[str | None, typer.Option(
-        "--analyst-role", envvar="CSINFRA_ANALYST_ROLE", help="The analysts' role (reads the marts only).")] = None,
-    apply_: Annotated[bool, typer.Option("--apply", help="Run the statements (one transaction) instead of printing them.")] = False,
+    app_role: Annotated[
+        str | None,
+        typer.Option(
+            "--app-role", envvar="CSINFRA_APP_ROLE", help="The application's role (runs the online library)."
+        ),
+    ] = None,
+    analyst_role: Annotated[
+        str | None,
+        typer.Option(
+            "--analyst-role", envvar="CSINFRA_ANALYST_ROLE", help="The analysts' role (reads the marts only)."
+        ),
+    ] = None,
+    apply_: Annotated[
+        bool, typer.Option("--apply", help="Run the statements (one transaction) instead of printing them.")
+    ] = False,
 ) -> None:
     """Print (or --apply) the GRANTs of a least-privilege deployment; run as the migration owner.
 
@@ -476,7 +676,10 @@ def grant_cmd(
     from . import grants
 
     if not app_role and not analyst_role:
-        raise fail("name at least one role: --app-role and/or --analyst-role (or CSINFRA_APP_ROLE / CSINFRA_ANALYST_ROLE)", 2)
+        raise fail(
+            "name at least one role: --app-role and/or --analyst-role (or CSINFRA_APP_ROLE / CSINFRA_ANALYST_ROLE)",
+            2,
+        )
     with connect() as conn:
         stmts, notes = grants.plan(conn, state.app_schema, settings.dbt_schema(), app_role, analyst_role)
         for note in notes:
@@ -496,28 +699,88 @@ def grant_cmd(
 @app.command("backfill")
 def backfill_cmd(
     only: Annotated[str | None, typer.Option("--only", help="creators or offers (default: both).")] = None,
-    write_back_only: Annotated[bool, typer.Option(
-        "--write-back-only", help="Only the write-back models and what they read, not the event models and marts.")] = False,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Derive and report what would change (rows, transitions, blockers added/removed); write nothing.")] = False,
-    batch_size: Annotated[int | None, typer.Option(
-        "--batch-size", min=1, max=10_000_000, help="A fixed number of rows per batch (dbt var writeback_batch_size); default: sized by time.")] = None,
-    batch_target_ms: Annotated[float | None, typer.Option(
-        "--batch-target-ms", min=1, max=3_600_000, callback=_finite_option, help="How long each batch should take (dbt var writeback_batch_target_ms, default 100).")] = None,
-    batch_max_ms: Annotated[float | None, typer.Option(
-        "--batch-max-ms", min=1, max=86_400_000, callback=_finite_option,
-        help="The safety net: the longest a batch may hold its row locks; one that would is cancelled and retried at "
-             "half the size (dbt var writeback_batch_max_ms, default 4 x the target).")] = None,
-    lock_timeout: Annotated[str | None, typer.Option(
-        "--lock-timeout", callback=_duration_option, help="lock_timeout of each batch's table locks (dbt var writeback_lock_timeout, default 100ms).")] = None,
-    pause: Annotated[float | None, typer.Option(
-        "--pause", min=0, max=3600, callback=_finite_option, help="Seconds to sleep between batches (dbt var writeback_pause_seconds, default 0).")] = None,
-    max_lock_timeouts: Annotated[int | None, typer.Option(
-        "--max-lock-timeouts", min=1, max=1_000_000,
-        help="Lock timeouts in a row before the run stops, naming the holder (dbt var writeback_max_lock_timeouts, default 20).")] = None,
-    wait: Annotated[float | None, typer.Option(
-        "--wait", min=0, max=86400, callback=_finite_option, metavar="SECONDS",
-        help="Wait this long for a backfill already writing a table, instead of stopping at once (dbt var writeback_wait_seconds).")] = None,
+    write_back_only: Annotated[
+        bool,
+        typer.Option(
+            "--write-back-only",
+            help="Only the write-back models and what they read, not the event models and marts.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Derive and report what would change (rows, transitions, blockers added/removed); write nothing.",
+        ),
+    ] = False,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            min=1,
+            max=10_000_000,
+            help="A fixed number of rows per batch (dbt var writeback_batch_size); default: sized by time.",
+        ),
+    ] = None,
+    batch_target_ms: Annotated[
+        float | None,
+        typer.Option(
+            "--batch-target-ms",
+            min=1,
+            max=3_600_000,
+            callback=_finite_option,
+            help="How long each batch should take (dbt var writeback_batch_target_ms, default 100).",
+        ),
+    ] = None,
+    batch_max_ms: Annotated[
+        float | None,
+        typer.Option(
+            "--batch-max-ms",
+            min=1,
+            max=86_400_000,
+            callback=_finite_option,
+            help="The safety net: the longest a batch may hold its row locks; one that would is cancelled and retried at "
+            "half the size (dbt var writeback_batch_max_ms, default 4 x the target).",
+        ),
+    ] = None,
+    lock_timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--lock-timeout",
+            callback=_duration_option,
+            help="lock_timeout of each batch's table locks (dbt var writeback_lock_timeout, default 100ms).",
+        ),
+    ] = None,
+    pause: Annotated[
+        float | None,
+        typer.Option(
+            "--pause",
+            min=0,
+            max=3600,
+            callback=_finite_option,
+            help="Seconds to sleep between batches (dbt var writeback_pause_seconds, default 0).",
+        ),
+    ] = None,
+    max_lock_timeouts: Annotated[
+        int | None,
+        typer.Option(
+            "--max-lock-timeouts",
+            min=1,
+            max=1_000_000,
+            help="Lock timeouts in a row before the run stops, naming the holder (dbt var writeback_max_lock_timeouts, default 20).",
+        ),
+    ] = None,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            "--wait",
+            min=0,
+            max=86400,
+            callback=_finite_option,
+            metavar="SECONDS",
+            help="Wait this long for a backfill already writing a table, instead of stopping at once (dbt var writeback_wait_seconds).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run the backfill: `dbt run` of the project (the write-back, then the marts), with progress of the write-back.
@@ -537,30 +800,58 @@ def backfill_cmd(
 
     if only is not None and only not in backfill.WRITEBACK_MODELS:
         raise fail(f"--only must be one of {', '.join(backfill.WRITEBACK_MODELS)}", 2)
-    dbt_vars = {name: value for name, value in (
-        ("writeback_batch_size", batch_size), ("writeback_batch_target_ms", batch_target_ms),
-        ("writeback_batch_max_ms", batch_max_ms),
-        ("writeback_lock_timeout", lock_timeout), ("writeback_pause_seconds", pause), ("writeback_wait_seconds", wait),
-        ("writeback_max_lock_timeouts", max_lock_timeouts),
-    ) if value is not None}
+    dbt_vars = {
+        name: value
+        for name, value in (
+            ("writeback_batch_size", batch_size),
+            ("writeback_batch_target_ms", batch_target_ms),
+            ("writeback_batch_max_ms", batch_max_ms),
+            ("writeback_lock_timeout", lock_timeout),
+            ("writeback_pause_seconds", pause),
+            ("writeback_wait_seconds", wait),
+            ("writeback_max_lock_timeouts", max_lock_timeouts),
+        )
+        if value is not None
+    }
     tasks: dict[str, int] = {}
     progress = Progress(
-        TextColumn("{task.description:<22}"), BarColumn(), TaskProgressColumn(),
-        TextColumn("{task.completed:>12,.0f}/{task.total:<12,.0f} rows"), TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=as_json or not err.is_terminal,
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.completed:>12,.0f}/{task.total:<12,.0f} rows"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
     )
 
     def show(rows):
         for r in rows:
             if r.model not in tasks:
                 tasks[r.model] = progress.add_task(r.model, total=None, rate="deriving…")
-            rate = f"{r.done_rows / r.seconds:,.0f} rows/s" if r.candidates else ("no changes" if r.candidates == 0 else "deriving…")
-            progress.update(tasks[r.model], total=r.candidates or (0 if r.candidates == 0 else None),
-                            completed=r.done_rows, rate=rate)
+            rate = (
+                f"{r.done_rows / r.seconds:,.0f} rows/s"
+                if r.candidates
+                else ("no changes" if r.candidates == 0 else "deriving…")
+            )
+            progress.update(
+                tasks[r.model],
+                total=r.candidates or (0 if r.candidates == 0 else None),
+                completed=r.done_rows,
+                rate=rate,
+            )
 
     with progress:
-        result = backfill.run_backfill(target(), state.app_schema, only=only, dbt_vars=dbt_vars, on_progress=show,
-                                       write_back_only=write_back_only, dry_run=dry_run)
+        result = backfill.run_backfill(
+            target(),
+            state.app_schema,
+            only=only,
+            dbt_vars=dbt_vars,
+            on_progress=show,
+            write_back_only=write_back_only,
+            dry_run=dry_run,
+        )
     if dry_run:
         _print_preview(result, as_json)
     else:
@@ -571,8 +862,10 @@ def backfill_cmd(
         if cause is None:
             for line in log.splitlines()[-25:]:
                 err.print(line, markup=False)
-        raise fail(f"dbt run failed{f': {cause}' if cause else f' (exit {result.returncode})'}; full log: {result.log_path}"
-                   + ("" if dry_run else "; rerun to resume"))
+        raise fail(
+            f"dbt run failed{f': {cause}' if cause else f' (exit {result.returncode})'}; full log: {result.log_path}"
+            + ("" if dry_run else "; rerun to resume")
+        )
 
 
 def _print_backfill(result, as_json: bool) -> None:
@@ -581,10 +874,22 @@ def _print_backfill(result, as_json: bool) -> None:
         "seconds": round(result.seconds, 2),
         "resumedAfterInterruptedRuns": result.interrupted_before,
         "models": {
-            r.model: {"rowsScanned": r.scanned, "changedRowsFound": r.candidates, "written": r.written,
-                      "skippedStillLocked": r.skipped, "rewrittenAfterConcurrentChange": r.retried, "auditRows": r.audit_rows,
-                      "batches": r.batches, "lastBatchSize": r.batch_size, "lockTimeouts": r.lock_timeouts,
-                      "batchesOverTime": r.over_time, "backoffs": r.backoffs, "deriveMs": r.derive_ms, "seconds": round(r.seconds, 2), "status": r.status}
+            r.model: {
+                "rowsScanned": r.scanned,
+                "changedRowsFound": r.candidates,
+                "written": r.written,
+                "skippedStillLocked": r.skipped,
+                "rewrittenAfterConcurrentChange": r.retried,
+                "auditRows": r.audit_rows,
+                "batches": r.batches,
+                "lastBatchSize": r.batch_size,
+                "lockTimeouts": r.lock_timeouts,
+                "batchesOverTime": r.over_time,
+                "backoffs": r.backoffs,
+                "deriveMs": r.derive_ms,
+                "seconds": round(r.seconds, 2),
+                "status": r.status,
+            }
             for r in result.models
         },
         "dbt": result.dbt,
@@ -594,38 +899,79 @@ def _print_backfill(result, as_json: bool) -> None:
         print(json.dumps(summary, indent=2))
         return
     if result.interrupted_before:
-        out.print(f"resuming after {len(result.interrupted_before)} interrupted run(s): " + "; ".join(result.interrupted_before),
-                  markup=False)
+        out.print(
+            f"resuming after {len(result.interrupted_before)} interrupted run(s): "
+            + "; ".join(result.interrupted_before),
+            markup=False,
+        )
     table = Table(title=f"Backfill of schema {state.app_schema} ({result.seconds:.1f} s)")
-    for col in ("model", "rows scanned", "changed rows found", "written", "rewritten fresh", "left locked", "audit rows",
-                "batches", "last batch size", "rows/s"):
+    for col in (
+        "model",
+        "rows scanned",
+        "changed rows found",
+        "written",
+        "rewritten fresh",
+        "left locked",
+        "audit rows",
+        "batches",
+        "last batch size",
+        "rows/s",
+    ):
         table.add_column(col, justify="right" if col != "model" else "left")
     for r in result.models:
-        table.add_row(r.model, f"{r.scanned or 0:,}", f"{r.candidates or 0:,}", f"{r.written:,}", f"{r.retried:,}",
-                      f"{r.skipped:,}", f"{r.audit_rows:,}", f"{r.batches:,}", f"{r.batch_size or 0:,}",
-                      f"{r.done_rows / r.seconds:,.0f}")
+        table.add_row(
+            r.model,
+            f"{r.scanned or 0:,}",
+            f"{r.candidates or 0:,}",
+            f"{r.written:,}",
+            f"{r.retried:,}",
+            f"{r.skipped:,}",
+            f"{r.audit_rows:,}",
+            f"{r.batches:,}",
+            f"{r.batch_size or 0:,}",
+            f"{r.done_rows / r.seconds:,.0f}",
+        )
     out.print(table)
     if any(r.skipped for r in result.models):
-        out.print("rows the application kept locked through every retry are left as they were; the next run writes them",
-                  markup=False)
+        out.print(
+            "rows the application kept locked through every retry are left as they were; the next run writes them",
+            markup=False,
+        )
     if result.dbt:
         out.print("dbt run: " + ", ".join(f"{n} {s}" for s, n in sorted(result.dbt.items())), markup=False)
 
 
 def _print_preview(result, as_json: bool) -> None:
     """The dry run's report: per model, what the write-back would change."""
-    models = {r.model: {"rowsScanned": r.scanned, "rowsThatWouldChange": r.candidates, **(r.preview or {})}
-              for r in result.models}
+    models = {
+        r.model: {"rowsScanned": r.scanned, "rowsThatWouldChange": r.candidates, **(r.preview or {})}
+        for r in result.models
+    }
     if as_json:
-        print(json.dumps({"ok": result.returncode == 0, "dryRun": True, "seconds": round(result.seconds, 2),
-                          "models": models}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "ok": result.returncode == 0,
+                    "dryRun": True,
+                    "seconds": round(result.seconds, 2),
+                    "models": models,
+                },
+                indent=2,
+            )
+        )
         return
     for model, p in models.items():
-        out.print(f"{model}: {p.get('rowsThatWouldChange') or 0:,} of {p.get('rowsScanned') or 0:,} rows would change "
-                  "(dry run: nothing written)", markup=False)
+        out.print(
+            f"{model}: {p.get('rowsThatWouldChange') or 0:,} of {p.get('rowsScanned') or 0:,} rows would change "
+            "(dry run: nothing written)",
+            markup=False,
+        )
         for column, c in (p.get("columns") or {}).items():
             if c["changed"]:
-                out.print(f"  {column}: {c['changed']:,} changed ({c['set']:,} set, {c['cleared']:,} cleared)", markup=False)
+                out.print(
+                    f"  {column}: {c['changed']:,} changed ({c['set']:,} set, {c['cleared']:,} cleared)",
+                    markup=False,
+                )
         for column, transitions in (p.get("transitions") or {}).items():
             for transition, n in sorted(transitions.items(), key=lambda kv: -kv[1]):
                 out.print(f"  {column} {transition}: {n:,}", markup=False)
@@ -648,7 +994,13 @@ def _dbt_error(log: str) -> str | None:
 
 @app.command("verify")
 def verify_cmd(
-    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON: counts per trust tier and readiness state, drift, invariants.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print only the JSON: counts per trust tier and readiness state, drift, invariants.",
+        ),
+    ] = False,
 ) -> None:
     """Counts by trust tier and readiness, drift (stored rows that disagree with the rules) and invariants. Exit 1 on drift."""
     from . import backfill
@@ -660,7 +1012,12 @@ def verify_cmd(
         print(json.dumps(report, indent=2))
     else:
         out.print_json(json.dumps(report))
-        out.print("verification passed: no drift" if not bad else f"verification FAILED: {report['drift']['total']} drifted rows, "
-                  f"{sum(report['invariantViolations'].values())} invariant violations", markup=False)
+        out.print(
+            "verification passed: no drift"
+            if not bad
+            else f"verification FAILED: {report['drift']['total']} drifted rows, "
+            f"{sum(report['invariantViolations'].values())} invariant violations",
+            markup=False,
+        )
     if bad:
         raise typer.Exit(1)

@@ -16,9 +16,9 @@ from urllib.parse import quote, unquote, urlencode
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from ..errors import DatabaseError
+from ..settings import project_root
 from . import embedded
-from .errors import DatabaseError
-from .settings import project_root
 
 # Seconds a connection attempt may take, unless the URL or PGCONNECT_TIMEOUT says otherwise.
 CONNECT_TIMEOUT = 10
@@ -26,11 +26,29 @@ CONNECT_TIMEOUT = 10
 # libpq variables that, when set, select "your own server" (PGPASSWORD alone does not).
 SELECTING_PG_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
 # Connection parameters `db url` prints without --show-password: none of them holds a secret.
-SHOWABLE_PARAMETERS = frozenset({
-    "passfile", "sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslcrldir", "sslnegotiation",
-    "connect_timeout", "application_name", "target_session_attrs", "options", "service", "gssencmode",
-    "channel_binding", "require_auth", "load_balance_hosts", "keepalives", "keepalives_idle",
-})
+SHOWABLE_PARAMETERS = frozenset(
+    {
+        "passfile",
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "sslcrl",
+        "sslcrldir",
+        "sslnegotiation",
+        "connect_timeout",
+        "application_name",
+        "target_session_attrs",
+        "options",
+        "service",
+        "gssencmode",
+        "channel_binding",
+        "require_auth",
+        "load_balance_hosts",
+        "keepalives",
+        "keepalives_idle",
+    }
+)
 
 # conninfo keyword -> libpq environment variable
 KEYWORD_TO_ENV = {
@@ -162,12 +180,19 @@ def resolve(database_url: str | None = None, *, start_embedded: bool = True) -> 
         try:
             params = {k: str(v) for k, v in conninfo_to_dict(url).items()}
         except psycopg.ProgrammingError as exc:
-            raise DatabaseError(f"DATABASE_URL is not a valid PostgreSQL URL or conninfo: {_redacted(_first_line(exc), url)}") from None
+            raise DatabaseError(
+                f"DATABASE_URL is not a valid PostgreSQL URL or conninfo: {_redacted(_first_line(exc), url)}"
+            ) from None
         return Target(conninfo=url, source="DATABASE_URL", params=params)
     if any(os.environ.get(v) for v in SELECTING_PG_VARS):
         return Target(conninfo="", source="PG* variables", params={})
     server = embedded_server()
     info = server.start() if start_embedded else server.info()
-    params = {"host": embedded.HOST, "port": str(info.port), "user": embedded.SUPERUSER,
-              "dbname": embedded.DEFAULT_DBNAME, "passfile": str(info.passfile)}
+    params = {
+        "host": embedded.HOST,
+        "port": str(info.port),
+        "user": embedded.SUPERUSER,
+        "dbname": embedded.DEFAULT_DBNAME,
+        "passfile": str(info.passfile),
+    }
     return Target(conninfo=make_conninfo("", **params), source="embedded", params=params)

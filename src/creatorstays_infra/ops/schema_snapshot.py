@@ -92,7 +92,9 @@ class ObjectDiff:
         return f"{self.kind} {where} is {self.actual!r}, expected {self.expected!r}"
 
 
-def expected_objects(conn: psycopg.Connection, scripts: list[str], existing_tables: dict[str, list[str]]) -> list[dict[str, str]]:
+def expected_objects(
+    conn: psycopg.Connection, scripts: list[str], existing_tables: dict[str, list[str]]
+) -> list[dict[str, str]]:
     """Objects each of `scripts` creates or changes, applied in order to a throw-away probe schema.
 
     `existing_tables` maps each application table the scripts alter to the columns they need to see
@@ -133,4 +135,8 @@ def compare(expected: dict[str, str], actual: dict[str, str]) -> list[ObjectDiff
 
 def present(expected: dict[str, str], actual: dict[str, str]) -> list[ObjectDiff]:
     """Expected objects that already exist (with whatever definition they have)."""
-    return [ObjectDiff(key, definition, actual[key]) for key, definition in sorted(expected.items()) if key in actual]
+    return [
+        ObjectDiff(key, definition, actual[key])
+        for key, definition in sorted(expected.items())
+        if key in actual
+    ]

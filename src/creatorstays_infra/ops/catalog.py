@@ -41,4 +41,6 @@ def column_exists(conn: psycopg.Connection, schema: str, table: str, column: str
 
 
 def schema_exists(conn: psycopg.Connection, schema: str) -> bool:
-    return bool(conn.execute("select exists (select from pg_namespace where nspname = %s)", (schema,)).fetchone()[0])
+    return bool(
+        conn.execute("select exists (select from pg_namespace where nspname = %s)", (schema,)).fetchone()[0]
+    )
