@@ -50,16 +50,6 @@
 {%- endmacro %}
 
 
-{#- The blocker codes, positions and messages of vars.csinfra_rules as rows (a VALUES list). -#}
-{% macro blocker_catalog_values() -%}
-    (values
-    {%- for b in csinfra_rules().creator.blockers %}
-        ({{ loop.index }}, {{ csinfra_quote(b.code) }}, {{ csinfra_quote(b.message) }}){{ ',' if not loop.last }}
-    {%- endfor %}
-    ) as catalog (display_order, blocker_code, message)
-{%- endmacro %}
-
-
 {#- SET LOCAL work_mem for the model's transaction (var marts_work_mem, e.g. '256MB'), so big sorts and
     hash joins of the marts stay in memory. Validated: a number and a unit, nothing else. -#}
 {% macro csinfra_set_work_mem() -%}

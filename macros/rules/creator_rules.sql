@@ -31,7 +31,7 @@
 {% macro creator_blockers(c) -%}
     {%- set filled = creator_filled_checks(c) -%}
     to_jsonb(array_remove(array[
-        {%- for b in csinfra_rules().creator.blockers %}
+        {%- for b in csinfra_creator_blockers() %}
         case when not ({{ filled[b.check] }}) then {{ csinfra_quote(b.code) }} end{{ ',' if not loop.last }}
         {%- endfor %}
     ]::text[], null))
@@ -58,9 +58,8 @@
 {#- READY / PENDING_OAUTH / INCOMPLETE -#}
 {% macro creator_readiness_state(c) -%}
     {%- set filled = creator_filled_checks(c) -%}
-    {%- set rules = csinfra_rules().creator -%}
     {%- set profile_checks = [] -%}
-    {%- for b in rules.blockers if b.code != rules.oauth_blocker -%}
+    {%- for b in csinfra_creator_blockers() if not b.is_oauth_blocker -%}
         {%- do profile_checks.append('(' ~ filled[b.check] ~ ')') -%}
     {%- endfor -%}
     case

@@ -1,4 +1,5 @@
-{#- The rule constants (dbt_project.yml vars.csinfra_rules): the one place SQL and Python read.
+{#- The rule thresholds and weights (dbt_project.yml vars.csinfra_rules): the one place SQL and Python read them
+    (the catalogs are seeds: macros/rules/catalogs.sql).
     The numbers the rules render into SQL are checked here (finite, whole where they count cents, days or
     code points); every text (codes, messages, statuses) is rendered through csinfra_quote. -#}
 {% macro csinfra_rules() %}
@@ -77,22 +78,4 @@
 {#- A comma-separated list of SQL string literals, for `in (…)`. -#}
 {% macro sql_string_list(values) -%}
     {%- for v in values -%}{{ csinfra_quote(v) }}{{ ', ' if not loop.last }}{%- endfor -%}
-{%- endmacro %}
-
-
-{#- Named value lists from the rules, for tests: creator_blockers, offer_errors, trust_tiers, … -#}
-{% macro csinfra_rule_values(name) -%}
-    {%- set r = csinfra_rules() -%}
-    {%- set lists = {
-        'creator_blockers': r.creator.blockers | map(attribute='code') | list,
-        'offer_errors': r.offer.errors | map(attribute='message') | list,
-        'offer_statuses': r.offer.statuses,
-        'collaboration_statuses': r.collaboration.statuses,
-        'trust_tiers': ['NEW', 'VERIFIED', 'PROVEN'],
-        'readiness_states': ['INCOMPLETE', 'PENDING_OAUTH', 'READY'],
-    } -%}
-    {%- if name not in lists -%}
-        {{ exceptions.raise_compiler_error("unknown rule value list " ~ name ~ "; known: " ~ (lists.keys() | join(', '))) }}
-    {%- endif -%}
-    {{ return(lists[name]) }}
 {%- endmacro %}

@@ -35,8 +35,8 @@
 {#- JSON array of error messages, in the specified order. -#}
 {% macro offer_validation_errors(o) -%}
     {%- set r = csinfra_rules().offer -%}
-    {%- set msg = {} -%}
-    {%- for e in r.errors -%}{%- do msg.update({e.code: e.message}) -%}{%- endfor -%}
+    {%- set msg = csinfra_offer_error_messages() -%}
+    {%- if not execute -%}{{ return('null') }}{%- endif -%}
     {%- set n_deliverables = 'coalesce(cardinality(' ~ o.deliverables ~ '), 0)' -%}
     {%- set bonus_on = 'coalesce(' ~ o.traffic_bonus_enabled ~ ', false)' -%}
     to_jsonb(array_remove(array[

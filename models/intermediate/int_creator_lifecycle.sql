@@ -19,7 +19,7 @@ creator_responses as (
     from {{ ref('int_offer_status_changes') }}
     where
         changed_by = 'creator'
-        and to_status in ({{ sql_string_list(csinfra_rules().offer.creator_responses) }})
+        and to_status in ({{ sql_string_list(csinfra_catalog_values('offer_statuses', 'offer_status', flag='is_creator_response')) }})
         and changed_at is not null
 ),
 
@@ -29,7 +29,7 @@ completed_collaborations as (
         completed_at
     from {{ ref('stg_app__collaborations') }}
     where
-        status = {{ csinfra_quote(csinfra_rules().collaboration.completed_status) }}
+        status in ({{ sql_string_list(csinfra_catalog_values('collaboration_statuses', 'collaboration_status', flag='is_completed')) }})
         and completed_at is not null
 ),
 

@@ -172,6 +172,7 @@ def main() -> None:
         with target.connect() as conn:
             events = demo.generate_events(conn, "public", seed=args.seed)
         print(f"  demo events: {events.rows} in {events.seconds:.1f} s", flush=True)
+    steps.append(run_step("dbt seed", dbt_command(["seed"]), dbt_environment, target))
     steps.append(run_step("dbt run", dbt_command(["run"]), dbt_environment, target))
     steps.append(run_step("dbt test", dbt_command(["test"]), dbt_environment, target))
     steps.append(run_step("dbt run (no changes)", dbt_command(["run"]), dbt_environment, target))
@@ -184,6 +185,7 @@ def main() -> None:
             "csinfra migrate restore-archive", [*cli, "migrate", "restore-archive", archive_id], env, target
         )
     )
+    steps.append(run_step("dbt seed (after the round trip)", dbt_command(["seed"]), dbt_environment, target))
     steps.append(run_step("dbt run (after the round trip)", dbt_command(["run"]), dbt_environment, target))
     steps.append(run_step("dbt test (after the round trip)", dbt_command(["test"]), dbt_environment, target))
 

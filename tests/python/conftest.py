@@ -3,8 +3,10 @@ cloned from templates built once per session."""
 
 from __future__ import annotations
 
+import csv
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import uuid
@@ -16,7 +18,7 @@ import pytest
 from psycopg import sql
 
 from creatorstays_infra.ops import database, demo, embedded, grants
-from creatorstays_infra.ops.dbt import run_dbt
+from creatorstays_infra.ops.dbt import LOAD_AND_RUN, run_dbt
 from creatorstays_infra.ops.migrations import Options, Runner, load_migrations
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,7 +113,7 @@ class Db:
         return text
 
     def backfill(self, **vars_) -> str:
-        return self.dbt("run", "--select", "+wb_creator_profiles", "+wb_offers", vars_=vars_ or None)
+        return self.dbt("build", *LOAD_AND_RUN, "--selector", "backfill", vars_=vars_ or None)
 
     def scalar(self, query, params=None):
         with self.connect(autocommit=True) as conn:
@@ -203,9 +205,8 @@ def template_built(server, template_applied):
     """Phase 1 applied and backfilled: dbt's views and rule functions exist, drift is 0."""
     name = f"csinfra_tpl_built_{uuid.uuid4().hex[:8]}"
     db = _create_db(server, name, template=template_applied)
-    db.as_role("owner").dbt(
-        "run", env=ROLE_ENV
-    )  # every model: the views, the rule functions and the backfill
+    # the catalogs (seeds), then every model: the views, the rule functions and the backfill
+    db.as_role("owner").dbt("build", *LOAD_AND_RUN, env=ROLE_ENV)
     _grant_least_privilege(db)
     yield name
     _drop_db(server, name)
@@ -219,7 +220,7 @@ def template_marts(server, template_applied):
     db = _create_db(server, name, template=template_applied)
     with db.as_role("owner").connect() as conn:
         demo.generate_events(conn, "public", seed=7)
-    db.as_role("owner").dbt("run", env=ROLE_ENV)
+    db.as_role("owner").dbt("build", *LOAD_AND_RUN, env=ROLE_ENV)
     _grant_least_privilege(db)
     yield name
     _drop_db(server, name)
@@ -281,3 +282,33 @@ def empty_db(server):
         yield db
     finally:
         _drop_db(server, name)
+
+
+PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "selectors.yml", "models", "macros", "seeds", "tests/dbt")
+
+
+def copy_project(dest: Path) -> Path:
+    """A scratch copy of the dbt project (point CSINFRA_PROJECT_DIR at it), to change a catalog or a rule
+    without touching the repository's."""
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("target", "logs"))
+        else:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def rewrite_seed(project: Path, name: str, change) -> None:
+    """Rewrite seeds/<name>.csv of a project copy, calling change(row) on every row (a dict of text)."""
+    path = project / "seeds" / f"{name}.csv"
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    fields = list(rows[0])
+    for row in rows:
+        change(row)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)

@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 import oracle
 from conftest import ROOT
 from creatorstays_infra import update_creator_readiness
-from creatorstays_infra.ops.dbt import dbt_command, dbt_env
+from creatorstays_infra.ops.dbt import LOAD_AND_RUN, dbt_command, dbt_env
 
 CREATOR_FIELDS = (
     "trustTier",
@@ -316,7 +316,7 @@ def test_garbage_in_the_source_rows_yields_the_specified_values(applied_db):
 
 def test_an_interrupted_backfill_resumes_and_finishes(applied_db):
     env = dbt_env(applied_db.target, "public")
-    cmd = dbt_command(["run", "--select", "+wb_creator_profiles", "+wb_offers"], {"writeback_batch_size": 40})
+    cmd = dbt_command(["build", *LOAD_AND_RUN, "--selector", "backfill"], {"writeback_batch_size": 40})
     proc = subprocess.Popen(
         cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )

@@ -67,6 +67,7 @@ def test_the_guides_sequence_on_the_real_schema(pre_db):
 
     # 1. the migration, then the backfill and the verification with plain dbt
     db.cli("migrate", "up", check=True, env=roles)
+    assert "Completed successfully" in db.dbt("seed", env=ROLE_ENV)  # the rules' catalogs
     assert "Completed successfully" in db.dbt("run", env=ROLE_ENV)
     assert written_last_run(db)["wb_creator_profiles"] > 0
     test_log = db.dbt("test", env=ROLE_ENV)

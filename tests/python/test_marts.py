@@ -19,6 +19,7 @@ from psycopg import sql
 import oracle
 from creatorstays_infra.errors import CsinfraError
 from creatorstays_infra.ops import demo
+from creatorstays_infra.ops.dbt import LOAD_AND_RUN
 from creatorstays_infra.ops.marts import MART_MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -377,7 +378,7 @@ def test_incremental_models_equal_a_full_refresh(applied_db):
     au1, au2, _ = split(audits)
     assert ev_late, "the second load must hold late arrivals"
     _insert(db, ev1, au1)
-    db.dbt("run", vars_={"marts_as_of": AS_OF})  # backfill + first build of everything
+    db.dbt("build", *LOAD_AND_RUN, vars_={"marts_as_of": AS_OF})  # catalogs, backfill, first build of all
     _insert(db, ev2, au2)
     db.dbt(*MARTS_RUN, vars_={"marts_as_of": AS_OF})  # incremental
     incremental = digests(db, (*INCREMENTAL, *MART_MODELS))

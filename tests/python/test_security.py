@@ -19,10 +19,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import yaml
 from psycopg import sql
 
-from conftest import ROLE_ENV, ROLES
+from conftest import ROLE_ENV, ROLES, copy_project, rewrite_seed
 from creatorstays_infra import (
     CsinfraError,
     ValidationError,
@@ -36,6 +35,7 @@ from creatorstays_infra import (
 from creatorstays_infra.errors import ConfigurationError, DatabaseError
 from creatorstays_infra.ops import database as database_module
 from creatorstays_infra.ops import embedded
+from creatorstays_infra.ops.dbt import LOAD_AND_RUN
 from creatorstays_infra.ops.marts import MART_MODELS
 from creatorstays_infra.ops.migrations import Options
 
@@ -397,16 +397,21 @@ def test_a_schema_name_with_a_quote_is_refused_by_name_or_quoted_right(watched_d
     assert rows == [(audit_id,)]
 
 
-def test_messages_with_quotes_and_backslashes_reach_the_data_exactly(watched_db):
-    """Rule messages are configuration: with ' and \\ in them the SQL still returns them byte for byte."""
+def test_messages_with_quotes_and_backslashes_reach_the_data_exactly(watched_db, tmp_path, monkeypatch):
+    """Rule messages are configuration (a catalog seed): with ' and \\ in them, loaded by dbt seed and rendered
+    into the rules, the SQL still returns them byte for byte."""
     db = watched_db
-    rules = yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"]["csinfra_rules"]
     hostile = {
         "no_deliverables": "It's required: one \\ deliverable '); drop table offers; --",
         "min_total_value": "Value \\' must be >= $100 \\n",
     }
-    for e in rules["offer"]["errors"]:
-        e["message"] = hostile.get(e["code"], e["message"])
+    project = copy_project(tmp_path / "project")
+    rewrite_seed(
+        project,
+        "offer_validation_errors",
+        lambda row: row.update(message=hostile.get(row["error_code"], row["message"])),
+    )
+    monkeypatch.setenv("CSINFRA_PROJECT_DIR", str(project))
     with db.connect(autocommit=True) as conn:  # where a backslash in '…' is an escape: E'…' must be used
         conn.execute(
             sql.SQL("alter database {} set standard_conforming_strings = off").format(sql.Identifier(db.name))
@@ -414,7 +419,7 @@ def test_messages_with_quotes_and_backslashes_reach_the_data_exactly(watched_db)
         conn.execute(
             sql.SQL("alter database {} set escape_string_warning = off").format(sql.Identifier(db.name))
         )
-    db.as_role("owner").dbt("run", "-s", "int_offers_validated", vars_={"csinfra_rules": rules})
+    db.as_role("owner").dbt("build", *LOAD_AND_RUN, "-s", "offer_validation_errors", "int_offers_validated")
     with db.connect() as conn:
         conn.execute("""insert into offers (id, "hostProfileId", "creatorProfileId", "offerType", "cashCents", "stayNights",
                         deliverables, "trafficBonusEnabled", "updatedAt")

@@ -32,7 +32,7 @@ completed_collabs as (
         creator_profile_id,
         count(*) as completed_collabs
     from {{ ref('stg_app__collaborations') }}
-    where status = {{ csinfra_quote(csinfra_rules().collaboration.completed_status) }}
+    where status in (select collaboration_status from {{ ref('collaboration_statuses') }} where is_completed)
     group by creator_profile_id
 ),
 
@@ -42,15 +42,11 @@ most_viewed as (
 ),
 
 tier_scores as (
+    -- each tier's score in the signal (seeds/trust_tiers.csv)
     select
-        tier.trust_tier,
-        tier.tier_score
-    from (
-        values
-        {%- for tier, score in r.tier_scores.items() %}
-            ({{ csinfra_quote(tier) }}, {{ score }}::numeric){{ ',' if not loop.last }}
-        {%- endfor %}
-    ) as tier (trust_tier, tier_score)
+        trust_tier,
+        search_score::numeric as tier_score
+    from {{ ref('trust_tiers') }}
 ),
 
 components as (

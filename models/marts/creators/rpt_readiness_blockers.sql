@@ -8,7 +8,7 @@ catalog as (
         display_order,
         blocker_code,
         message
-    from {{ blocker_catalog_values() }}
+    from {{ ref('creator_blockers') }}
 ),
 
 creators as (

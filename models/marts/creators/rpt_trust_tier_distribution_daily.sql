@@ -93,8 +93,8 @@ days as (
 ),
 
 tiers as (
-    select tier.trust_tier
-    from unnest(array[{{ sql_string_list(csinfra_rule_values('trust_tiers')) }}]) as tier (trust_tier)
+    select trust_tier
+    from {{ ref('trust_tiers') }}
 ),
 
 spine as (

@@ -9,6 +9,21 @@
 -- where its own time is unknown (then its *_at column is NULL).
 with
 
+offer_statuses as (
+    -- the catalog (seeds/offer_statuses.csv): which statuses are a creator's response
+    select
+        offer_status,
+        is_creator_response
+    from {{ ref('offer_statuses') }}
+),
+
+collaboration_statuses as (
+    select
+        collaboration_status,
+        is_completed
+    from {{ ref('collaboration_statuses') }}
+),
+
 offers as (
     select
         offer_id,
@@ -32,16 +47,17 @@ history as (
         min(changed_at) filter (where from_status = 'draft' and to_status = 'pending') as sent_at,
         min(changed_at) filter (
             where changed_by = 'creator'
-            and to_status in ({{ sql_string_list(csinfra_rules().offer.creator_responses) }})
+            and coalesce(to_statuses.is_creator_response, false)
         ) as responded_at,
         (array_agg(to_status order by changed_at, history_position) filter (
             where
             changed_by = 'creator'
             and changed_at is not null
-            and to_status in ({{ sql_string_list(csinfra_rules().offer.creator_responses) }})
+            and coalesce(to_statuses.is_creator_response, false)
         ))[1] as response_type,
         min(changed_at) filter (where to_status = 'accepted') as accepted_at
-    from {{ ref('int_offer_status_changes') }}
+    from {{ ref('int_offer_status_changes') }} as changes
+    left join offer_statuses as to_statuses on changes.to_status = to_statuses.offer_status
     group by offer_id
 ),
 
@@ -108,7 +124,7 @@ steps as (
             offer_milestones.response_type,
             case
                 when
-                    offers.status in ({{ sql_string_list(csinfra_rules().offer.creator_responses) }})
+                    coalesce(current_status.is_creator_response, false)
                     and offers.responded_at is not null
                     then offers.status
             end
@@ -125,18 +141,22 @@ steps as (
         ) as accepted_at,
         least(collaborations.created_at, collaboration_milestones.started_at) as collab_started_at,
         least(
-            case when collaborations.status = 'completed' then collaborations.completed_at end,
+            case when coalesce(collaboration_status.is_completed, false) then collaborations.completed_at end,
             collaboration_milestones.completed_at
         ) as completed_at,
-        collaborations.status = 'completed' or collaboration_milestones.completed_at is not null as is_completed,
+        coalesce(collaboration_status.is_completed, false)
+        or collaboration_milestones.completed_at is not null as is_completed,
         collaborations.collaboration_id is not null
         or collaboration_milestones.started_at is not null as has_collaboration,
         offers.status = 'accepted' as is_status_accepted,
-        offers.status in ({{ sql_string_list(csinfra_rules().offer.creator_responses) }}) as is_status_responded
+        coalesce(current_status.is_creator_response, false) as is_status_responded
     from offers
+    left join offer_statuses as current_status on offers.status = current_status.offer_status
     left join history on offers.offer_id = history.offer_id
     left join offer_milestones on offers.offer_id = offer_milestones.offer_id
     left join collaborations on offers.offer_id = collaborations.offer_id
+    left join collaboration_statuses as collaboration_status
+        on collaborations.status = collaboration_status.collaboration_status
     left join collaboration_milestones on collaborations.collaboration_id = collaboration_milestones.collaboration_id
     left join creators on offers.creator_profile_id = creators.creator_profile_id
 ),

@@ -16,9 +16,10 @@ from psycopg import sql
 
 from .. import settings
 from ..errors import CsinfraError
+from ..rules import load_rules
 from .catalog import table_exists
 from .database import Target, project_root
-from .dbt import run_dbt
+from .dbt import LOAD_AND_RUN, run_dbt
 from .dbt import run_results as dbt_run_results
 
 WRITEBACK_MODELS = {"creators": "wb_creator_profiles", "offers": "wb_offers"}
@@ -167,7 +168,10 @@ def run_backfill(
     # the write-back's settings reach its materialization through the environment, read when it runs: as
     # --vars they would make dbt parse the whole project again whenever they differ from the last run's
     env = {WRITEBACK_SETTINGS_ENV: json.dumps(settings_)} if settings_ else {WRITEBACK_SETTINGS_ENV: ""}
-    proc = run_dbt(target, app_schema, ["run", *selection], None, log_path, manifest=False, env=env)
+    # `dbt build` of the seeds and models only: the catalogs (seeds/) load first, so the rules compile from the
+    # current catalog; no test runs here (`csinfra verify` / `dbt test --selector verify` run them)
+    command = ["build", *LOAD_AND_RUN, *selection]
+    proc = run_dbt(target, app_schema, command, None, log_path, manifest=False, env=env)
     progress: list[ModelProgress] = []
     with target.connect(autocommit=True) as conn:
         while True:
@@ -199,8 +203,6 @@ def run_backfill(
 
 
 # -- verify ---------------------------------------------------------------------------------------------
-TRUST_TIERS = ("NEW", "VERIFIED", "PROVEN")
-READINESS_STATES = ("INCOMPLETE", "PENDING_OAUTH", "READY")
 
 
 def verify(conn: psycopg.Connection, app_schema: str) -> dict:
@@ -237,7 +239,8 @@ def verify(conn: psycopg.Connection, app_schema: str) -> dict:
     offer_drift = conn.execute(
         sql.SQL("select count(*) from {}.int_offers_validated where is_drifted").format(d)
     ).fetchone()[0]
-    oauth_blocker = "no_social_connected"
+    rules = load_rules()
+    oauth_blocker = rules.creator.oauth_blocker  # seeds/creator_blockers.csv
     invariants = conn.execute(
         sql.SQL(
             """
@@ -261,8 +264,8 @@ def verify(conn: psycopg.Connection, app_schema: str) -> dict:
     return {
         "totalCreators": total,
         "stats": {
-            "trustTier": {t: tiers.get(t, 0) for t in TRUST_TIERS},
-            "readinessState": {s: states.get(s, 0) for s in READINESS_STATES},
+            "trustTier": {t: tiers.get(t, 0) for t in rules.creator.trust_tiers},
+            "readinessState": {s: states.get(s, 0) for s in rules.creator.readiness_states},
         },
         "totalOffers": total_offers,
         "drift": {"creators": creator_drift, "offers": offer_drift, "total": creator_drift + offer_drift},

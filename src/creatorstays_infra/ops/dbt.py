@@ -15,6 +15,10 @@ from pathlib import Path
 from .. import settings
 from .database import Target, project_root
 
+# `dbt build` restricted to loading the seeds (the rules' catalogs) and running the models: what
+# `dbt seed && dbt run` does, in one invocation and in the DAG's order. No test runs.
+LOAD_AND_RUN = ["--resource-type", "seed", "--resource-type", "model"]
+
 
 def dbt_executable() -> str:
     candidate = Path(sys.executable).parent / "dbt"

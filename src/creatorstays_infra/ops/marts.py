@@ -13,7 +13,7 @@ from .. import settings
 from ..errors import CsinfraError
 from .catalog import table_exists
 from .database import Target, project_root
-from .dbt import run_dbt
+from .dbt import LOAD_AND_RUN, run_dbt
 from .dbt import run_results as dbt_run_results
 from .dbt import summary as dbt_summary
 
@@ -81,7 +81,8 @@ def build_marts(
         vars_["marts_as_of"] = as_of
     if lookback:
         vars_["events_lookback"] = lookback
-    args = ["build" if run_tests else "run", *MARTS_SELECTION]
+    # the catalogs (seeds/) load first either way; with tests, every test of what was built runs too
+    args = ["build", *MARTS_SELECTION] if run_tests else ["build", *LOAD_AND_RUN, *MARTS_SELECTION]
     if full_refresh:
         args.append("--full-refresh")
     log_path = project_root() / "target" / "csinfra_marts.log"

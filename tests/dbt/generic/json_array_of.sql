@@ -1,19 +1,22 @@
-{#- Fails on rows whose JSON column is not an array made only of the strings of rule list `rule`. -#}
-{% test json_array_of(model, column_name, rule) %}
-{%- set values = csinfra_rule_values(rule) %}
+{#- Fails on rows whose JSON column is not an array made only of strings found in `to`.`field` (a catalog seed):
+    relationships, for the elements of a JSON array. NULL passes, as in relationships. -#}
+{% test json_array_of(model, column_name, to, field) %}
 
-select *
-from {{ model }}
+select model_rows.*
+from {{ model }} as model_rows
 where
-    {{ column_name }} is not null
+    model_rows.{{ column_name }} is not null
     and (
-        jsonb_typeof({{ column_name }}) <> 'array'
+        jsonb_typeof(model_rows.{{ column_name }}) <> 'array'
         or exists (
             select
-            from jsonb_array_elements({{ column_name }}) as element (value)
+            from jsonb_array_elements(model_rows.{{ column_name }}) as element (value)
             where
                 jsonb_typeof(element.value) <> 'string'
-                or element.value #>> '{}' not in ({{ sql_string_list(values) }})
+                or not exists (
+                    select from {{ to }} as catalog
+                    where catalog.{{ field }}::text = element.value #>> '{}'
+                )
         )
     )
 

@@ -1,8 +1,7 @@
-{#- Fails on rows whose JSON array is not in the configured order (each element after the previous
-    one in rule list `rule`), repeats an element or holds an unknown one: blockers and validation errors
+{#- Fails on rows whose JSON array is not in the catalog's order (each element after the previous one by
+    `to`.`order_by`), repeats an element or holds one `to`.`field` lacks: blockers and validation errors
     have a fixed order. -#}
-{% test ordered_subsequence_of(model, column_name, rule) %}
-{%- set values = csinfra_rule_values(rule) %}
+{% test ordered_subsequence_of(model, column_name, to, field, order_by) %}
 
 with
 
@@ -19,22 +18,23 @@ positions as (
         numbered.row_key,
         numbered.arr,
         element.ordinality,
-        array_position(array[{{ sql_string_list(values) }}]::text[], element.value #>> '{}') as rule_position
+        catalog.{{ order_by }} as catalog_position
     from numbered
     cross join lateral jsonb_array_elements(numbered.arr) with ordinality as element (value, ordinality)
+    left join {{ to }} as catalog on catalog.{{ field }}::text = element.value #>> '{}'
 ),
 
 checked as (
     select
         row_key,
         arr,
-        rule_position,
-        lag(rule_position) over (partition by row_key order by ordinality) as previous_position
+        catalog_position,
+        lag(catalog_position) over (partition by row_key order by ordinality) as previous_position
     from positions
 )
 
 select *
 from checked
-where rule_position is null or rule_position <= previous_position
+where catalog_position is null or catalog_position <= previous_position
 
 {% endtest %}
