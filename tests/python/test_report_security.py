@@ -242,3 +242,47 @@ def test_embedded_json_round_trips_exactly():
     assert (
         "\\u003c" in raw and "\\u003e" in raw and "\\u0026" in raw and "\\u2028" in raw and "\\u2029" in raw
     )
+
+
+# -- (c) hostile text in the markup (the templates autoescape) -------------------------------------------
+class Texts(HTMLParser):
+    """Every attribute and every text node of a page, character references decoded (as a browser does)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.attrs: list[tuple[str, str | None]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.attrs.extend(attrs)
+
+    handle_startendtag = handle_starttag
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_hostile_text_in_labels_and_attributes_is_escaped():
+    """Database text shown in the page (a blocker's code and message, a cohort week, the schema) is
+    escaped where it is text and where it is an attribute value: it reads back unchanged and injects nothing."""
+    hostile = "\"'><script>alert(1)</script><iframe onload='x'>&amp;"
+    data = sample_data(hostile)
+    data.funnel_weeks[0]["sent_week"] = hostile  # a week label, a data-key and part of a data-metric
+    page = report.render(data)
+    p = parse(page)
+    assert sum(1 for t, _ in p.tags if t == "script") == 2 and page.count("<script") == 2
+    assert not any(t == "iframe" for t, _ in p.tags)  # no element was injected
+    assert not any(name.lower().startswith("on") for _, attrs in p.tags for name, _ in attrs)
+    # escaped in the markup: text, and attribute values whatever their quotes
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<td>" + hostile + "</td>" not in page
+    assert "\"'>" not in page
+    texts = Texts()
+    texts.feed(page)
+    texts.close()
+    # and decoded back by the parser, exactly the database's text
+    assert hostile in texts.text  # the blocker message cell and the weekly table's first cell
+    assert f"marts {hostile}" in texts.text  # the schema
+    values = {v for _, v in texts.attrs}
+    assert {f"CODE {hostile}", f"blocker.CODE {hostile}.creators_blocked", hostile} <= values
+    assert f"sent_week.{hostile}.offers_sent" in values
