@@ -4,6 +4,28 @@ The online library (SPEC section 10); every function takes a psycopg connection 
 caller owns the transaction unless its docstring says otherwise.
 """
 
+from .analytics import (
+    AnalyticsBatchWriter,
+    analytics_stats,
+    log_analytics_event,
+    log_collab_completed,
+    log_collab_started,
+    log_offer_responded,
+    log_offer_sent,
+    log_profile_viewed,
+    reset_analytics_stats,
+)
+from .audit import (
+    AuditEntry,
+    get_actor_activity,
+    get_audit_trail,
+    get_recent_by_action,
+    log_admin_action,
+    log_audit_event,
+    log_collab_event,
+    log_offer_event,
+    log_system_event,
+)
 from .creators import (
     CreatorState,
     mark_first_collab_completed,
@@ -13,26 +35,6 @@ from .creators import (
     update_creator_trust,
 )
 from .errors import ConflictError, CsinfraError, NotFoundError, ValidationError
-from .events import (
-    AnalyticsBatchWriter,
-    AuditEntry,
-    analytics_stats,
-    get_actor_activity,
-    get_audit_trail,
-    get_recent_by_action,
-    log_admin_action,
-    log_analytics_event,
-    log_audit_event,
-    log_collab_completed,
-    log_collab_event,
-    log_collab_started,
-    log_offer_event,
-    log_offer_responded,
-    log_offer_sent,
-    log_profile_viewed,
-    log_system_event,
-    reset_analytics_stats,
-)
 from .offers import (
     InvalidTransition,
     OfferTerms,

@@ -211,7 +211,7 @@ def test_analytics_failures_never_break_the_caller(applied_db, caplog):
         conn.execute(
             "insert into audit_logs (id, action, \"actorType\", \"actorId\", \"targetType\", \"targetId\") values ('keep', 'offer.created', 'user', 'u1', 'Offer', 'o1')"
         )
-        with caplog.at_level(logging.WARNING, logger="creatorstays_infra.events"):
+        with caplog.at_level(logging.WARNING, logger="creatorstays_infra.analytics"):
             assert log_analytics_event(conn, "robot", "x", "offer_sent") is None
             assert log_offer_responded(conn, "c1", "o1", "maybe", "h1") is None
             assert log_analytics_event(conn, "host", "h1", "offer_sent", {"bad": float("inf")}) is None
