@@ -42,6 +42,7 @@
 {% endmacro %}
 
 
+{#- The table of what each view (and each catalog seed) was last built from: <target schema>.view_fingerprints. -#}
 {% macro csinfra_view_fingerprints_relation() -%}
     {{ csinfra_ident(target.schema) }}.view_fingerprints
 {%- endmacro %}

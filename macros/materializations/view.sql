@@ -25,13 +25,11 @@
         {{ return(result) }}
     {%- endif -%}
 
+    {#- build the new definition under a probe name and compare its columns with the live view's; no hook has run
+        yet, so whichever path follows runs the pre-hooks exactly once -#}
     {%- set probe_relation = make_intermediate_relation(target_relation) -%}
     {% set grant_config = config.get('grants') %}
-    {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ drop_relation_if_exists(load_cached_relation(probe_relation)) }}
-    {{ run_hooks(pre_hooks, inside_transaction=True) }}
-
-    {#- build the new definition under a probe name and compare its columns with the live view's -#}
     {% call statement('probe') -%}
         {{ get_create_view_as_sql(probe_relation, sql) }}
     {%- endcall %}
@@ -44,26 +42,27 @@
         ~ "or format_type(new_col.atttypid, new_col.atttypmod) is distinct from format_type(old_col.atttypid, old_col.atttypmod)))"
     ).columns[0].values()[0] -%}
     {{ drop_relation_if_exists(probe_relation) }}
+    {{ adapter.commit() }}
 
     {%- if not compatible -%}
-        {{ adapter.commit() }}
+        {#- dbt's own swap (it runs the hooks) -#}
         {%- set result = materialization_view_default() -%}
         {{ csinfra_record_view_fingerprint(target_relation, fingerprint) }}
         {% do adapter.commit() %}
         {{ return(result) }}
     {%- endif -%}
 
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
     {{ return(csinfra_replace_view(target_relation, sql, grant_config, post_hooks, fingerprint)) }}
 {%- endmaterialization -%}
 
 
-{#- The end of both view materializations: CREATE OR REPLACE VIEW (no drop, one short lock), grants, docs,
-    the fingerprint it was built from, post-hooks, commit. -#}
+{#- The end of both view materializations, after their pre-hooks: dbt's own replace-view SQL (CREATE OR
+    REPLACE VIEW: no drop, one short lock), grants, docs, the fingerprint it was built from, post-hooks, commit. -#}
 {% macro csinfra_replace_view(relation, select_sql, grant_config, post_hooks, fingerprint) %}
     {% call statement('main') -%}
-        create or replace view {{ relation }} as (
-            {{ select_sql }}
-        )
+        {{ get_replace_view_sql(relation, select_sql) }}
     {%- endcall %}
     {% do apply_grants(relation, grant_config, should_revoke=False) %}
     {% do persist_docs(relation, model) %}

@@ -1,5 +1,5 @@
 -- Writes every creator's derived Phase 1 fields into the application's creator_profiles
--- (materialized='writeback', macros/writeback/writeback.sql). Trust-tier changes are audited.
+-- (materialized='writeback', macros/materializations/writeback.sql). Trust-tier changes are audited.
 {{ config(
     target_table='creator_profiles',
     online=true,

@@ -18,7 +18,7 @@ def project_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-# The schema names we accept, here and in the dbt macros (macros/sql_safety.sql): plain identifiers.
+# The schema names we accept, here and in the dbt macros (macros/utils/sql_safety.sql): plain identifiers.
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 _IDENT_RULE = "letters, digits, _ and $, starting with a letter or _, at most 63 bytes"
 

@@ -219,7 +219,7 @@ def test_after_a_retype_the_pipeline_works_and_after_a_rename_it_names_what_is_m
         backfill.stderr.strip()
         .splitlines()[-1]
         .startswith(
-            "csinfra: error: dbt run failed: the application's schema lacks what the models read: "
+            "csinfra: error: dbt build failed: the application's schema lacks what the models read: "
             "column public.creator_profiles.bio, table public.collaborations is missing"
         )
     )

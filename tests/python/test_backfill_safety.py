@@ -210,7 +210,7 @@ def test_a_table_lock_makes_batches_give_way_then_stop_naming_the_holder(built_d
     assert proc.returncode == 1
     error = proc.stderr.strip().splitlines()[-1]
     assert error.startswith(
-        "csinfra: error: dbt run failed: the write-back of public.creator_profiles could not lock "
+        "csinfra: error: dbt build failed: the write-back of public.creator_profiles could not lock "
         "its batch of keys after ''"
     ), error
     assert (
@@ -329,7 +329,7 @@ def test_two_runners_at_once_one_writes_the_other_stops_or_waits(built_db):
         assert second.returncode == 1
         error = second.stderr.strip().splitlines()[-1]
         assert error.startswith(
-            "csinfra: error: dbt run failed: another backfill is writing public.creator_profiles: pid "
+            "csinfra: error: dbt build failed: another backfill is writing public.creator_profiles: pid "
         ), error
         assert "rows written" in error and "--wait" in error
         waiting = subprocess.Popen(

@@ -37,8 +37,11 @@ def test_a_changed_catalog_reaches_sql_and_python_on_the_next_run(built_db, tmp_
     # a creator held back by both the handle and the bio (blank text counts as missing)
     with built_db.connect() as conn:
         blank = "\u2002\u3000\t\u2002"  # unique (the handle is), and blank: only characters trim() strips
-        cid = conn.execute("""update creator_profiles set handle = %s, bio = ''
-                              where id = (select min(id) from creator_profiles) returning id""", (blank,)).fetchone()[0]
+        cid = conn.execute(
+            """update creator_profiles set handle = %s, bio = ''
+                              where id = (select min(id) from creator_profiles) returning id""",
+            (blank,),
+        ).fetchone()[0]
     built_db.backfill()
     before = built_db.scalar("""select "readinessBlockers" from creator_profiles where id = %s""", (cid,))
     assert before.index("missing_handle") < before.index("missing_bio"), before

@@ -3,7 +3,8 @@
 -- `csinfra verify` / the drift tests prove stored = rules; in a full `dbt run` this model waits for
 -- the write-back:
 -- depends_on: {{ ref('wb_creator_profiles') }}
--- No handle, name, bio, e-mail address, access token or IP address: only ids, flags, states, times.
+-- No handle, name, bio, e-mail address, access token or IP address: only ids, flags, states, times
+-- (the creator's last login comes from their user account).
 with
 
 profiles as (
@@ -25,10 +26,17 @@ profiles as (
     from {{ ref('stg_app__creator_profiles') }}
 ),
 
+users as (
+    select
+        user_id,
+        last_login_at
+    from {{ ref('stg_app__users') }}
+),
+
 final as (
     select
-        creator_profile_id,
-        user_id,
+        profiles.creator_profile_id,
+        profiles.user_id,
         coalesce(is_active, false) as is_active,
         coalesce(is_public, false) as is_public,
         coalesce(instagram_connected, false) or coalesce(tiktok_connected, false) as has_social_connected,
@@ -40,8 +48,10 @@ final as (
         profile_completeness,
         first_offer_received_at,
         first_offer_responded_at,
-        first_collab_completed_at
+        first_collab_completed_at,
+        users.last_login_at
     from profiles
+    left join users on profiles.user_id = users.user_id
 )
 
 select * from final

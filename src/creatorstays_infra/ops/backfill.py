@@ -23,7 +23,7 @@ from .dbt import LOAD_AND_RUN, run_dbt
 from .dbt import run_results as dbt_run_results
 
 WRITEBACK_MODELS = {"creators": "wb_creator_profiles", "offers": "wb_offers"}
-# JSON of writeback_* settings that override the dbt vars of the same names (macros/writeback/writeback.sql)
+# JSON of writeback_* settings that override the dbt vars of the same names (macros/materializations/writeback.sql)
 WRITEBACK_SETTINGS_ENV = "CSINFRA_WRITEBACK_SETTINGS"
 
 

@@ -863,7 +863,7 @@ def backfill_cmd(
             for line in log.splitlines()[-25:]:
                 err.print(line, markup=False)
         raise fail(
-            f"dbt run failed{f': {cause}' if cause else f' (exit {result.returncode})'}; full log: {result.log_path}"
+            f"dbt build failed{f': {cause}' if cause else f' (exit {result.returncode})'}; full log: {result.log_path}"
             + ("" if dry_run else "; rerun to resume")
         )
 
@@ -938,7 +938,10 @@ def _print_backfill(result, as_json: bool) -> None:
             markup=False,
         )
     if result.dbt:
-        out.print("dbt run: " + ", ".join(f"{n} {s}" for s, n in sorted(result.dbt.items())), markup=False)
+        out.print(
+            "dbt build (catalogs, models): " + ", ".join(f"{n} {s}" for s, n in sorted(result.dbt.items())),
+            markup=False,
+        )
 
 
 def _print_preview(result, as_json: bool) -> None:
