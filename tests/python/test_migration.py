@@ -88,7 +88,7 @@ def test_dry_run_prints_sql_and_changes_nothing(pre_db):
     before = pre_db.dump_schema()
     result = pre_db.cli("migrate", "up", "--dry-run", check=True)
     assert 'CREATE TYPE "TrustTier"' in result.stdout
-    assert "SET LOCAL lock_timeout = '3s'" in result.stdout
+    assert "set_config('lock_timeout', '3s', true)" in result.stdout
     assert pre_db.dump_schema() == before
     assert ledger_count(pre_db) == 0
     status = pre_db.cli("migrate", "status", "--dry-run", check=True)
@@ -97,7 +97,7 @@ def test_dry_run_prints_sql_and_changes_nothing(pre_db):
     pre_db.cli("migrate", "up", check=True)
     applied = pre_db.dump_schema()
     down = pre_db.cli("migrate", "down", "--dry-run", check=True)
-    assert 'DROP TABLE "audit_logs"' in down.stdout and "CREATE TABLE" in down.stdout
+    assert 'DROP TABLE "audit_logs"' in down.stdout and 'create table "csinfra_archive".' in down.stdout
     assert pre_db.dump_schema() == applied
 
 

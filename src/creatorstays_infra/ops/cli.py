@@ -390,13 +390,23 @@ def _run_step(direction: str, options) -> None:
     if direction == "down":
         steps = list(reversed(steps))
     with connect() as conn:
-        runner = migrations.Runner(conn, options, log=lambda msg: err.print(f"csinfra: {msg}", markup=False))
+        # A dry run prints each statement as the runner builds it (the statements a real run executes).
+        runner = migrations.Runner(
+            conn,
+            options,
+            log=lambda msg: err.print(f"csinfra: {msg}", markup=False),
+            transcript=(lambda text: print(text, end="", flush=True)) if options.dry_run else None,
+        )
+        if options.dry_run:
+            print(
+                f"-- csinfra migrate {direction} (dry run: nothing was executed; $1, $2, … are values a "
+                "statement is given when it runs)"
+            )
         runner.acquire()
         try:
             for m in steps:
                 result = runner.up(m) if direction == "up" else runner.down(m)
-                if result.sql is not None:
-                    print(result.sql, end="")
+                if result.action == "dry run":
                     continue
                 line = f"{m.name}: {result.action}"
                 if result.duration_ms or result.attempts:

@@ -18,14 +18,18 @@ Model (after Sqitch/Flyway, with squawk's safety rules):
   `up` writes the row `prisma migrate deploy` would write, adopts a migration the ORM applied
   itself (adding only the extras), resolves a failed ORM attempt the way
   `prisma migrate resolve --rolled-back` does; `down` removes the rows, so the ORM sees the
-  migration as pending again.
+  migration as pending again;
+* each statement a step sends (and the advisory lock around the steps) is built once, as a
+  `Statement` of composed SQL, and `Runner._run` either executes it or, with --dry-run, prints it:
+  the dry run prints exactly what a real run executes (values known only while it runs are bind
+  parameters $1, $2, …). The reads that decide what to do (ledgers, catalog, the probe of what the
+  files create) run in both modes.
 """
 
 from __future__ import annotations
 
 import getpass
 import hashlib
-import json
 import os
 import random
 import re
@@ -39,6 +43,7 @@ from pathlib import Path
 import psycopg
 from psycopg import errors as pgerrors
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from .. import settings
 from ..errors import LockTimeout, MigrationError
@@ -242,8 +247,12 @@ create table if not exists {meta}.rollback_archives (
 """
 
 
+def ledger_ddl(meta_schema: str) -> sql.Composed:
+    return sql.SQL(LEDGER_DDL.strip()).format(meta=sql.Identifier(meta_schema))
+
+
 def ensure_ledger(conn: psycopg.Connection, meta_schema: str) -> None:
-    conn.execute(sql.SQL(LEDGER_DDL).format(meta=sql.Identifier(meta_schema)))
+    conn.execute(ledger_ddl(meta_schema))
 
 
 @dataclass(frozen=True)
@@ -384,15 +393,90 @@ def _differences(diffs: list[schema_snapshot.ObjectDiff], schema: str, limit: in
     return text + (f"; and {len(diffs) - limit} more" if len(diffs) > limit else "")
 
 
+# -- statements -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Statement:
+    """One statement of a step, built once as composed SQL, then executed as it is or, in a dry run,
+    printed as it is (`Runner._run` decides; there is no second spelling).
+
+    Identifiers are `sql.Identifier`, values known before the step starts are `sql.Literal`; a value
+    known only while the step runs (its start time, its duration, the id an earlier statement
+    returned) is a bind parameter `$1`, `$2`, … in the text, named in `params`, whose value goes to
+    the server beside the text, as in any prepared statement."""
+
+    query: sql.Composable
+    about: str = ""
+    params: tuple[str, ...] = ()
+
+    def text(self, conn: psycopg.Connection) -> str:
+        """The statement exactly as it is sent to the server."""
+        return self.query.as_string(conn)
+
+    def render(self, conn: psycopg.Connection) -> str:
+        """What the dry run prints (and a transcript receives): `about` and the bind parameters as comments,
+        then the statement's text, ended by a semicolon."""
+        about = self.about
+        if self.params:
+            bound = ", ".join(f"${i} = {name}" for i, name in enumerate(self.params, 1))
+            about = f"{about} ({bound}: bound when it runs)" if about else f"{bound}: bound when it runs"
+        head = "".join(f"-- {line}\n" for line in about.splitlines())
+        text = self.text(conn).rstrip()
+        return head + text + ("" if text.endswith(";") else ";") + "\n"
+
+
+Transcript = Callable[[str], None]
+
+
+def _value(cur: psycopg.RawCursor | None):
+    """The first column of the first row a statement returned; None in a dry run (nothing ran)."""
+    return None if cur is None else cur.fetchone()[0]
+
+
 # -- runner -------------------------------------------------------------------------------------
 class Runner:
-    def __init__(self, conn: psycopg.Connection, options: Options, log: Log = _noop):
+    """Runs migration steps. Every statement a step sends, and the advisory lock around them, goes through
+    `_run`: executed, or printed in a dry run. `transcript`, when given, receives each one as
+    `Statement.render` writes it, with the step's BEGIN and COMMIT (ROLLBACK when it fails): in a dry run
+    that is the output; in a real run, a record of what was executed, the same text. Reads that decide
+    what a step does (the ledgers, the catalog, the probe of what the files create) run in both modes and
+    are not printed."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        options: Options,
+        log: Log = _noop,
+        transcript: Transcript | None = None,
+    ):
         if conn.autocommit:
             raise MigrationError("the migration runner needs a connection without autocommit")
         self.conn = conn
         self.o = options
         self.log = log
+        self.transcript = transcript
         self._expected: dict[str, Expected] = {}
+        self._step_text: list[str] | None = None
+
+    # the one path for every statement ---------------------------------------------------------
+    def _emit(self, text: str) -> None:
+        if self._step_text is not None:
+            self._step_text.append(text)
+        if self.transcript is not None:
+            self.transcript(text)
+
+    def _run(self, stmt: Statement, **values) -> psycopg.RawCursor | None:
+        """Print `stmt` (dry run) or execute it, with `values` bound to its parameters. Returns the cursor, or
+        None in a dry run."""
+        if set(values) != set(stmt.params):
+            raise TypeError(f"statement parameters {stmt.params} but values for {sorted(values)}")
+        self._emit(stmt.render(self.conn))
+        if self.o.dry_run:
+            return None
+        # A raw cursor: $1, $2, … are the server's own placeholders and a % in the text (a migration file's
+        # RAISE, a literal) is never taken for one.
+        return psycopg.RawCursor(self.conn).execute(
+            stmt.query, [values[p] for p in stmt.params] if stmt.params else None
+        )
 
     # advisory lock ---------------------------------------------------------------------------
     def _lock_key(self) -> tuple[int, int]:
@@ -404,10 +488,18 @@ class Runner:
 
     def acquire(self) -> None:
         k1, k2 = self._lock_key()
+        lock = Statement(
+            sql.SQL("select pg_try_advisory_lock({}, {})").format(sql.Literal(k1), sql.Literal(k2)),
+            f"one runner at a time: the session-level advisory lock (hashtext of {ADVISORY_NAMESPACE!r} "
+            f"and of {self.o.app_schema!r}), polled until --lock-wait",
+        )
         deadline = time.monotonic() + self.o.lock_wait_seconds
         announced = False
         while True:
-            got = self.conn.execute("select pg_try_advisory_lock(%s, %s)", (k1, k2)).fetchone()[0]
+            cur = self._run(lock)
+            if cur is None:  # dry run: printed, not taken
+                return
+            got = cur.fetchone()[0]
             self.conn.commit()
             if got:
                 return
@@ -431,8 +523,20 @@ class Runner:
 
     def release(self) -> None:
         k1, k2 = self._lock_key()
-        self.conn.execute("select pg_advisory_unlock(%s, %s)", (k1, k2))
-        self.conn.commit()
+        self._run(
+            Statement(
+                sql.SQL("select pg_advisory_unlock({}, {})").format(sql.Literal(k1), sql.Literal(k2)),
+                "the migration lock, released",
+            )
+        )
+        if not self.o.dry_run:
+            self.conn.commit()
+
+    def _executed_by(self) -> str:
+        """Who runs the step, for the ledgers (a read, before the step's transaction)."""
+        by = executed_by(self.conn)
+        self.conn.rollback()
+        return by
 
     # preflight --------------------------------------------------------------------------------
     def _check_app_schema(self, m: Migration) -> None:
@@ -576,16 +680,21 @@ class Runner:
                 "are missing or differ); nothing changed"
             )
 
-        def body(c: psycopg.Connection, started: datetime, t0: float) -> StepResult:
-            notes = self._resolve_failed(c, m, failed)
-            c.execute(m.up_sql)
+        by = self._executed_by()
+
+        def body(started: datetime, t0: float) -> StepResult:
+            notes = self._resolve_failed(m, failed)
+            self._run(
+                Statement(
+                    sql.SQL(m.up_sql), f"scripts/migrations/{m.name}/migration.sql (sha256 {m.checksum})"
+                )
+            )
             if m.extras_sql:
-                c.execute(m.extras_sql)
-            prisma_id = self._prisma_record(c, m, started, prisma_checksum) if prisma is not None else None
+                self._run(self._extras(m))
+            prisma_id = self._prisma_record(m, started, prisma_checksum) if prisma is not None else None
             duration = int((time.monotonic() - t0) * 1000)
-            by = self._ledger_insert(c, m, duration, prisma_id, prisma_checksum)
+            self._ledger_insert(m, by, duration, prisma_id, prisma_checksum)
             self._log_row(
-                c,
                 m,
                 "up",
                 started,
@@ -605,11 +714,17 @@ class Runner:
                 prisma="recorded" if prisma_id else "no _prisma_migrations table",
             )
 
-        if self.o.dry_run:
-            return StepResult(
-                m.name, "dry run", sql=self._dry_run_up(m, prisma is not None, prisma_checksum, failed)
-            )
-        return self._transaction(body, tables=list(m.altered_tables))
+        return self._transaction(
+            m,
+            f"csinfra migrate up {m.name}: its files and both ledgers, in one transaction",
+            body,
+            tables=list(m.altered_tables),
+        )
+
+    def _extras(self, m: Migration) -> Statement:
+        return Statement(
+            sql.SQL(m.extras_sql), f"scripts/migrations/{m.name}/extras.sql (sha256 {m.extras_checksum})"
+        )
 
     def _repair_orm_ledger(
         self, m: Migration, ours: LedgerRow, finished: list[PrismaRow], failed: list[PrismaRow]
@@ -623,35 +738,23 @@ class Runner:
                 f"{_differences(state.orm_mismatched, self.o.app_schema)}; {PRISMA_TABLE} left as it is; nothing changed"
             )
         checksum = ours.prisma_checksum or m.checksum
-        if self.o.dry_run:
-            lines = [f"-- {m.name} is applied; csinfra repairs {PRISMA_TABLE}:", *self._dry_run_head()]
-            lines += [
-                f"UPDATE {PRISMA_TABLE} SET rolled_back_at = now() WHERE id = {self._q(r.id)};"
-                for r in failed
-            ]
-            if not finished:
-                lines.append(
-                    f"INSERT INTO {PRISMA_TABLE} (id, checksum, finished_at, migration_name, started_at, "
-                    f"applied_steps_count) VALUES (gen_random_uuid(), {self._q(checksum)}, now(), {self._q(m.name)}, now(), 1);"
-                )
-            return StepResult(m.name, "dry run", sql="\n".join([*lines, "COMMIT;"]) + "\n")
+        by = self._executed_by()
 
-        def body(c: psycopg.Connection, started: datetime, t0: float) -> StepResult:
-            notes = self._resolve_failed(c, m, failed)
+        def body(started: datetime, t0: float) -> StepResult:
+            notes = self._resolve_failed(m, failed)
             prisma_id = None
             if not finished:
-                prisma_id = self._prisma_record(c, m, started, checksum)
+                prisma_id = self._prisma_record(m, started, checksum)
                 notes.append(
                     f"{PRISMA_TABLE} had no finished row for {m.name}: recorded (row {prisma_id}), as "
                     "`prisma migrate deploy` would have"
                 )
             self._log_row(
-                c,
                 m,
                 "up",
                 started,
                 int((time.monotonic() - t0) * 1000),
-                executed_by(c),
+                by,
                 {
                     "repaired_prisma_ledger": True,
                     "prisma_migration_id": prisma_id,
@@ -660,35 +763,46 @@ class Runner:
             )
             return StepResult(m.name, "already applied", notes=notes, prisma="repaired")
 
-        return self._transaction(body, tables=[])
+        return self._transaction(m, f"{m.name} is applied; csinfra repairs {PRISMA_TABLE}", body, tables=[])
 
     def _ledger_insert(
         self,
-        c: psycopg.Connection,
         m: Migration,
+        by: str,
         duration: int,
         prisma_id: str | None,
         prisma_checksum: str | None,
-    ) -> str:
-        ensure_ledger(c, self.o.meta_schema)
-        by = executed_by(c)
-        c.execute(
-            sql.SQL(
-                "insert into {} (app_schema, name, checksum, extras_checksum, prisma_checksum, applied_by, duration_ms, "
-                "prisma_migration_id) values (%s, %s, %s, %s, %s, %s, %s, %s)"
-            ).format(sql.Identifier(self.o.meta_schema, "schema_migrations")),
-            (
-                self.o.app_schema,
-                m.name,
-                m.checksum,
-                m.extras_checksum,
-                prisma_checksum,
-                by,
-                duration,
-                prisma_id,
-            ),
+    ) -> None:
+        self._run(
+            Statement(
+                ledger_ddl(self.o.meta_schema), "the csinfra ledger's tables, where they do not exist yet"
+            )
         )
-        return by
+        self._run(
+            Statement(
+                sql.SQL(
+                    "insert into {} (app_schema, name, checksum, extras_checksum, prisma_checksum, "
+                    "applied_by, duration_ms, prisma_migration_id) values ({}, {}, {}, {}, {}, {}, $1, $2)"
+                ).format(
+                    sql.Identifier(self.o.meta_schema, "schema_migrations"),
+                    *(
+                        sql.Literal(v)
+                        for v in (
+                            self.o.app_schema,
+                            m.name,
+                            m.checksum,
+                            m.extras_checksum,
+                            prisma_checksum,
+                            by,
+                        )
+                    ),
+                ),
+                f"the csinfra ledger: {m.name} applied",
+                params=("duration_ms", "prisma_migration_id"),
+            ),
+            duration_ms=duration,
+            prisma_migration_id=prisma_id,
+        )
 
     def _adopt(
         self,
@@ -705,27 +819,15 @@ class Runner:
                 f"{_differences(state.extras_mismatched, self.o.app_schema)}; nothing changed"
             )
         add_extras = bool(m.extras_sql) and state.extras_absent
-        if self.o.dry_run:
-            lines = [
-                f"-- {m.name} was applied by the ORM ({PRISMA_TABLE} row {prisma.id}); csinfra adopts it:"
-            ]
-            lines += self._dry_run_head()
-            if add_extras:
-                lines += [f"-- scripts/migrations/{m.name}/extras.sql", m.extras_sql.rstrip()]
-            lines += [
-                "-- then the csinfra ledger (schema_migrations, migration_log); the ORM's ledger is left as it is",
-                "COMMIT;",
-            ]
-            return StepResult(m.name, "dry run", sql="\n".join(lines) + "\n")
+        by = self._executed_by()
 
-        def body(c: psycopg.Connection, started: datetime, t0: float) -> StepResult:
-            notes = self._resolve_failed(c, m, failed)
+        def body(started: datetime, t0: float) -> StepResult:
+            notes = self._resolve_failed(m, failed)
             if add_extras:
-                c.execute(m.extras_sql)
+                self._run(self._extras(m))
             duration = int((time.monotonic() - t0) * 1000)
-            by = self._ledger_insert(c, m, duration, prisma.id, prisma.checksum)
+            self._ledger_insert(m, by, duration, prisma.id, prisma.checksum)
             self._log_row(
-                c,
                 m,
                 "adopt",
                 started,
@@ -758,17 +860,28 @@ class Runner:
                 + ("csinfra's extras added" if add_extras else "csinfra's extras were present"),
             )
 
-        return self._transaction(body, tables=list(m.altered_tables) if add_extras else [])
+        return self._transaction(
+            m,
+            f"{m.name} was applied by the ORM ({PRISMA_TABLE} row {prisma.id}); csinfra adopts it"
+            + (" and adds its extras" if add_extras else "")
+            + "; the ORM's row is kept as it is",
+            body,
+            tables=list(m.altered_tables) if add_extras else [],
+        )
 
-    def _resolve_failed(self, c: psycopg.Connection, m: Migration, failed: list[PrismaRow]) -> list[str]:
+    def _resolve_failed(self, m: Migration, failed: list[PrismaRow]) -> list[str]:
         """Mark failed ORM attempts rolled back, as `prisma migrate resolve --rolled-back` does."""
         notes = []
         for row in failed:
-            c.execute(
-                sql.SQL(
-                    "update {} set rolled_back_at = now() where id = %s and finished_at is null and rolled_back_at is null"
-                ).format(sql.Identifier(self.o.app_schema, PRISMA_TABLE)),
-                (row.id,),
+            self._run(
+                Statement(
+                    sql.SQL(
+                        "update {} set rolled_back_at = now() "
+                        "where id = {} and finished_at is null and rolled_back_at is null"
+                    ).format(sql.Identifier(self.o.app_schema, PRISMA_TABLE), sql.Literal(row.id)),
+                    f"{PRISMA_TABLE}: the failed ORM attempt {row.id}, resolved as "
+                    "`prisma migrate resolve --rolled-back` does",
+                )
             )
             notes.append(
                 f"{PRISMA_TABLE}: the failed ORM attempt {row.id} (started {row.started_at:%Y-%m-%d %H:%M:%S}) "
@@ -776,26 +889,51 @@ class Runner:
             )
         return notes
 
-    def _prisma_record(self, c: psycopg.Connection, m: Migration, started: datetime, checksum: str) -> str:
-        """Record the migration as `prisma migrate deploy` does: one finished row, one applied step."""
-        row = c.execute(
-            sql.SQL(
-                "insert into {} (id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at, applied_steps_count) "
-                "values (gen_random_uuid()::text, %s, clock_timestamp(), %s, null, null, %s, 1) returning id"
-            ).format(sql.Identifier(self.o.app_schema, PRISMA_TABLE)),
-            (checksum, m.name, started),
-        ).fetchone()
-        return row[0]
+    def _prisma_record(self, m: Migration, started: datetime, checksum: str) -> str | None:
+        """Record the migration as `prisma migrate deploy` does: one finished row, one applied step.
+        Returns the row's id (None in a dry run)."""
+        return _value(
+            self._run(
+                Statement(
+                    sql.SQL(
+                        "insert into {} (id, checksum, finished_at, migration_name, logs, rolled_back_at, "
+                        "started_at, applied_steps_count) "
+                        "values (gen_random_uuid()::text, {}, clock_timestamp(), {}, null, null, $1, 1) "
+                        "returning id"
+                    ).format(
+                        sql.Identifier(self.o.app_schema, PRISMA_TABLE),
+                        sql.Literal(checksum),
+                        sql.Literal(m.name),
+                    ),
+                    f"{PRISMA_TABLE}: the finished row `prisma migrate deploy` writes",
+                    params=("started_at",),
+                ),
+                started_at=started,
+            )
+        )
 
     def _log_row(
-        self, c, m: Migration, action: str, started: datetime, duration: int, by: str, details: dict
+        self, m: Migration, action: str, started: datetime, duration: int, by: str, details: dict
     ) -> None:
-        c.execute(
-            sql.SQL(
-                "insert into {} (app_schema, name, action, checksum, started_at, duration_ms, executed_by, details) "
-                "values (%s, %s, %s, %s, %s, %s, %s, %s)"
-            ).format(sql.Identifier(self.o.meta_schema, "migration_log")),
-            (self.o.app_schema, m.name, action, m.checksum, started, duration, by, json.dumps(details)),
+        self._run(
+            Statement(
+                sql.SQL(
+                    "insert into {} (app_schema, name, action, checksum, started_at, duration_ms, "
+                    "executed_by, details) values ({}, {}, {}, {}, $1, $2, {}, $3)"
+                ).format(
+                    sql.Identifier(self.o.meta_schema, "migration_log"),
+                    sql.Literal(self.o.app_schema),
+                    sql.Literal(m.name),
+                    sql.Literal(action),
+                    sql.Literal(m.checksum),
+                    sql.Literal(by),
+                ),
+                f"the csinfra ledger's log: {action}; details holds {', '.join(details)}",
+                params=("started_at", "duration_ms", "details"),
+            ),
+            started_at=started,
+            duration_ms=duration,
+            details=Jsonb(details),
         )
 
     # down -------------------------------------------------------------------------------------
@@ -822,36 +960,47 @@ class Runner:
             + hashlib.sha256(f"{time.time_ns()}{random.random()}".encode()).hexdigest()[:6]
         )
         locked = [*ARCHIVED_TABLES, ARCHIVED_OFFER_VALUES]
+        by = self._executed_by()
 
-        def body(c: psycopg.Connection, started: datetime, t0: float) -> StepResult:
+        def body(started: datetime, t0: float) -> StepResult:
             archived: dict[str, int] = {}
-            # Writers wait (readers do not) from here on, so no row or value lands after the copy.
-            c.execute(
-                sql.SQL("lock table {} in exclusive mode").format(
-                    sql.SQL(", ").join(sql.Identifier(self.o.app_schema, t) for t in locked)
+            self._run(
+                Statement(
+                    sql.SQL("lock table {} in exclusive mode").format(
+                        sql.SQL(", ").join(sql.Identifier(self.o.app_schema, t) for t in locked)
+                    ),
+                    "writers wait (readers do not) from here on, so no row or value lands after the copy",
                 )
             )
-            counts = self._archivable_counts(c) if self.o.discard_data else {}
+            counts = self._archivable_counts() if self.o.discard_data else {}
             if not self.o.discard_data:
-                archived = self._archive(c, m, archive_id)
-            c.execute(m.down_sql)
+                archived = self._archive(m, archive_id)
+            self._run(Statement(sql.SQL(m.down_sql), f"scripts/migrations/{m.name}/down.sql"))
             removed = []
             if prisma is not None:
-                removed = [
-                    r[0]
-                    for r in c.execute(
-                        sql.SQL("delete from {} as p where migration_name = %s returning to_jsonb(p)").format(
-                            sql.Identifier(self.o.app_schema, PRISMA_TABLE)
+                cur = self._run(
+                    Statement(
+                        sql.SQL("delete from {} as p where migration_name = {} returning to_jsonb(p)").format(
+                            sql.Identifier(self.o.app_schema, PRISMA_TABLE), sql.Literal(m.name)
                         ),
-                        (m.name,),
-                    ).fetchall()
-                ]
-            ensure_ledger(c, self.o.meta_schema)
-            c.execute(
-                sql.SQL("delete from {} where app_schema = %s and name = %s").format(
-                    sql.Identifier(self.o.meta_schema, "schema_migrations")
-                ),
-                (self.o.app_schema, m.name),
+                        f"{PRISMA_TABLE}: its rows removed, so the ORM sees {m.name} as pending",
+                    )
+                )
+                removed = [] if cur is None else [r[0] for r in cur.fetchall()]
+            self._run(
+                Statement(
+                    ledger_ddl(self.o.meta_schema), "the csinfra ledger's tables, where they do not exist yet"
+                )
+            )
+            self._run(
+                Statement(
+                    sql.SQL("delete from {} where app_schema = {} and name = {}").format(
+                        sql.Identifier(self.o.meta_schema, "schema_migrations"),
+                        sql.Literal(self.o.app_schema),
+                        sql.Literal(m.name),
+                    ),
+                    f"the csinfra ledger: {m.name} not applied",
+                )
             )
             duration = int((time.monotonic() - t0) * 1000)
             details = {
@@ -860,7 +1009,7 @@ class Runner:
                 "discarded_rows": counts if self.o.discard_data else {},
                 "prisma_rows_removed": removed,
             }
-            self._log_row(c, m, "down", started, duration, executed_by(c), details)
+            self._log_row(m, "down", started, duration, by, details)
             return StepResult(
                 m.name,
                 "rolled back",
@@ -874,11 +1023,17 @@ class Runner:
                 ),
             )
 
-        if self.o.dry_run:
-            return StepResult(
-                m.name, "dry run", sql=self._dry_run_down(m, prisma is not None, archive_id, locked)
-            )
-        return self._transaction(body, tables=[*m.altered_tables, *ARCHIVED_TABLES])
+        return self._transaction(
+            m,
+            f"csinfra migrate down {m.name}"
+            + (
+                ": --discard-data, nothing is archived"
+                if self.o.discard_data
+                else f": archive {archive_id} (a new id on every run), then down.sql"
+            ),
+            body,
+            tables=[*m.altered_tables, *ARCHIVED_TABLES],
+        )
 
     # archives ---------------------------------------------------------------------------------
     def _offer_values_query(self) -> sql.Composed:
@@ -895,65 +1050,119 @@ class Runner:
                       and "originalTermsSnapshot" -> 'reconstructed' is distinct from 'true'::jsonb)"""
         ).format(sql.Identifier(self.o.app_schema, "offers"))
 
-    def _archivable_counts(self, c: psycopg.Connection) -> dict[str, int]:
+    def _archivable_counts(self) -> dict[str, int | None]:
+        """--discard-data: what is dropped without an archive, counted for the log (None in a dry run)."""
         counts = {
-            t: c.execute(
-                sql.SQL("select count(*) from {}").format(sql.Identifier(self.o.app_schema, t))
-            ).fetchone()[0]
+            t: _value(
+                self._run(
+                    Statement(
+                        sql.SQL("select count(*) from {}").format(sql.Identifier(self.o.app_schema, t)),
+                        f"--discard-data: the rows of {t} are counted for the log, NOT archived",
+                    )
+                )
+            )
             for t in ARCHIVED_TABLES
         }
-        counts[ARCHIVED_OFFER_VALUES] = c.execute(
-            sql.SQL("select count(*) from ({}) as v").format(self._offer_values_query())
-        ).fetchone()[0]
+        counts[ARCHIVED_OFFER_VALUES] = _value(
+            self._run(
+                Statement(
+                    sql.SQL("select count(*) from ({}) as v").format(self._offer_values_query()),
+                    "--discard-data: offers' statusHistory and terms snapshots are counted for the log, "
+                    "NOT archived",
+                )
+            )
+        )
         return counts
 
-    def _archive(self, c: psycopg.Connection, m: Migration, archive_id: str) -> dict[str, int]:
-        c.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(self.o.archive_schema)))
-        ensure_ledger(c, self.o.meta_schema)
+    def _archive(self, m: Migration, archive_id: str) -> dict[str, int | None]:
+        self._run(
+            Statement(
+                sql.SQL("create schema if not exists {}").format(sql.Identifier(self.o.archive_schema)),
+                "the archive: every value the rollback drops that cannot be derived again",
+            )
+        )
+        self._run(
+            Statement(
+                ledger_ddl(self.o.meta_schema), "the csinfra ledger's tables, where they do not exist yet"
+            )
+        )
         tables: dict[str, dict] = {}
         for t in ARCHIVED_TABLES:
             archive_table = f"{archive_id}__{t}"
-            rows = c.execute(
-                sql.SQL("create table {} as table {}").format(
-                    sql.Identifier(self.o.archive_schema, archive_table), sql.Identifier(self.o.app_schema, t)
+            cur = self._run(
+                Statement(
+                    sql.SQL("create table {} as table {}").format(
+                        sql.Identifier(self.o.archive_schema, archive_table),
+                        sql.Identifier(self.o.app_schema, t),
+                    ),
+                    f"the rows of {t}",
                 )
-            ).rowcount
+            )
             tables[t] = {
                 "archive_table": f"{self.o.archive_schema}.{archive_table}",
-                "rows": rows,
+                "rows": None if cur is None else cur.rowcount,
                 "kind": "rows",
             }
         archive_table = f"{archive_id}__{ARCHIVED_OFFER_VALUES}"
-        rows = c.execute(
-            sql.SQL("create table {} as {}").format(
-                sql.Identifier(self.o.archive_schema, archive_table), self._offer_values_query()
+        cur = self._run(
+            Statement(
+                sql.SQL("create table {} as {}").format(
+                    sql.Identifier(self.o.archive_schema, archive_table), self._offer_values_query()
+                ),
+                "offers' statusHistory and the terms snapshots the application wrote",
             )
-        ).rowcount
+        )
         tables[ARCHIVED_OFFER_VALUES] = {
             "archive_table": f"{self.o.archive_schema}.{archive_table}",
-            "rows": rows,
+            "rows": None if cur is None else cur.rowcount,
             "kind": "values",
             "columns": ["statusHistory", "originalTermsSnapshot"],
         }
-        c.execute(
-            sql.SQL("insert into {} (archive_id, app_schema, name, tables) values (%s, %s, %s, %s)").format(
-                sql.Identifier(self.o.meta_schema, "rollback_archives")
+        self._run(
+            Statement(
+                sql.SQL(
+                    "insert into {} (archive_id, app_schema, name, tables) values ({}, {}, {}, $1)"
+                ).format(
+                    sql.Identifier(self.o.meta_schema, "rollback_archives"),
+                    sql.Literal(archive_id),
+                    sql.Literal(self.o.app_schema),
+                    sql.Literal(m.name),
+                ),
+                "the archive's entry (tables: each archive table and how many rows it holds)",
+                params=("tables",),
             ),
-            (archive_id, self.o.app_schema, m.name, json.dumps(tables)),
+            tables=Jsonb(tables),
         )
         return {t: v["rows"] for t, v in tables.items()}
 
     # the one transaction, with timeouts and retries -------------------------------------------
-    def _transaction(self, body, tables: list[str]) -> StepResult:
+    def _transaction(self, m: Migration, title: str, body, tables: list[str]) -> StepResult:
+        if self.o.dry_run:
+            # The same body, with every statement printed instead of executed.
+            self._step_text = []
+            try:
+                self._emit(f"-- {title}\nBEGIN;\n")
+                self._set_local()
+                body(datetime.now(UTC), time.monotonic())
+                self._emit("COMMIT;\n")
+                return StepResult(m.name, "dry run", sql="".join(self._step_text))
+            finally:
+                self._step_text = None
         attempt = 0
         while True:
             attempt += 1
             started = datetime.now(UTC)
             t0 = time.monotonic()
             try:
-                with self.conn.transaction():
-                    self._set_local(self.conn)
-                    result = body(self.conn, started, t0)
+                try:
+                    with self.conn.transaction():
+                        self._emit(f"-- {title}\nBEGIN;\n")
+                        self._set_local()
+                        result = body(started, t0)
+                except psycopg.Error:
+                    self._emit("ROLLBACK;\n")
+                    raise
+                self._emit("COMMIT;\n")
                 result.attempts = attempt
                 return result
             except pgerrors.LockNotAvailable:
@@ -978,12 +1187,21 @@ class Runner:
                 where = f" ({diag.context.splitlines()[0]})" if diag.context else ""
                 raise MigrationError(f"migration step failed: {detail}{where}; nothing changed") from None
 
-    def _set_local(self, c: psycopg.Connection) -> None:
-        c.execute(
-            "select set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
-            (self.o.lock_timeout, self.o.statement_timeout),
+    def _set_local(self) -> None:
+        self._run(
+            Statement(
+                sql.SQL(
+                    "select set_config('lock_timeout', {}, true), set_config('statement_timeout', {}, true)"
+                ).format(sql.Literal(self.o.lock_timeout), sql.Literal(self.o.statement_timeout)),
+                "every statement of the step runs under lock_timeout and statement_timeout (SET LOCAL)",
+            )
         )
-        c.execute(sql.SQL("set local search_path to {}").format(sql.Identifier(self.o.app_schema)))
+        self._run(
+            Statement(
+                sql.SQL("set local search_path to {}").format(sql.Identifier(self.o.app_schema)),
+                "the files' unqualified names are the application schema's",
+            )
+        )
 
     def _lock_holders(self, tables: list[str]) -> str:
         try:
@@ -1010,81 +1228,6 @@ class Runner:
             for pid, mode, rel, state, age in rows
         ]
         return "; " + "; ".join(parts)
-
-    # dry run ---------------------------------------------------------------------------------
-    def _q(self, value: str) -> str:
-        return sql.Literal(value).as_string(self.conn)
-
-    def _dry_run_head(self) -> list[str]:
-        return [
-            "BEGIN;",
-            f"SET LOCAL lock_timeout = {self._q(self.o.lock_timeout)};",
-            f"SET LOCAL statement_timeout = {self._q(self.o.statement_timeout)};",
-            f"SET LOCAL search_path TO {sql.Identifier(self.o.app_schema).as_string(self.conn)};",
-        ]
-
-    def _dry_run_up(self, m: Migration, prisma: bool, prisma_checksum: str, failed: list[PrismaRow]) -> str:
-        app = sql.Identifier(self.o.app_schema).as_string(self.conn)
-        meta = sql.Identifier(self.o.meta_schema).as_string(self.conn)
-        ledger = sql.Identifier(PRISMA_TABLE).as_string(self.conn)
-        lines = [f"-- csinfra migrate up {m.name} (dry run: nothing was executed)", *self._dry_run_head()]
-        for row in failed:
-            lines.append(
-                f"UPDATE {app}.{ledger} SET rolled_back_at = now() WHERE id = {self._q(row.id)}; "
-                "-- a failed ORM attempt, resolved as `prisma migrate resolve --rolled-back` does"
-            )
-        lines += [f"-- scripts/migrations/{m.name}/migration.sql (sha256 {m.checksum})", m.up_sql.rstrip()]
-        if m.extras_sql:
-            lines += [
-                f"-- scripts/migrations/{m.name}/extras.sql (sha256 {m.extras_checksum})",
-                m.extras_sql.rstrip(),
-            ]
-        lines.append(f"-- ledger: create {meta}.schema_migrations/migration_log if absent, then")
-        lines.append(
-            f"INSERT INTO {meta}.schema_migrations (app_schema, name, checksum, …) VALUES "
-            f"({self._q(self.o.app_schema)}, {self._q(m.name)}, {self._q(m.checksum)}, …);"
-        )
-        if prisma:
-            lines.append(
-                f"INSERT INTO {app}.{ledger} (id, checksum, finished_at, migration_name, started_at, applied_steps_count) "
-                f"VALUES (gen_random_uuid(), {self._q(prisma_checksum)}, now(), {self._q(m.name)}, now(), 1);"
-            )
-        lines.append("COMMIT;")
-        return "\n".join(lines) + "\n"
-
-    def _dry_run_down(self, m: Migration, prisma: bool, archive_id: str, locked: list[str]) -> str:
-        app = sql.Identifier(self.o.app_schema).as_string(self.conn)
-        meta = sql.Identifier(self.o.meta_schema).as_string(self.conn)
-        lines = [f"-- csinfra migrate down {m.name} (dry run: nothing was executed)", *self._dry_run_head()]
-        tables = ", ".join(f"{app}.{sql.Identifier(t).as_string(self.conn)}" for t in locked)
-        lines.append(f"LOCK TABLE {tables} IN EXCLUSIVE MODE;")
-        if self.o.discard_data:
-            lines.append(
-                "-- --discard-data: the rows of audit_logs/analytics_events and offers' history and snapshots are NOT archived"
-            )
-        else:
-            archive = sql.Identifier(self.o.archive_schema).as_string(self.conn)
-            for t in ARCHIVED_TABLES:
-                lines.append(
-                    f"CREATE TABLE {archive}.{sql.Identifier(f'{archive_id}__{t}').as_string(self.conn)} "
-                    f"AS TABLE {app}.{sql.Identifier(t).as_string(self.conn)};"
-                )
-            values = sql.Identifier(f"{archive_id}__{ARCHIVED_OFFER_VALUES}").as_string(self.conn)
-            lines.append(
-                f"CREATE TABLE {archive}.{values} AS {self._offer_values_query().as_string(self.conn)};"
-            )
-        lines += [f"-- scripts/migrations/{m.name}/down.sql", m.down_sql.rstrip()]
-        if prisma:
-            lines.append(
-                f"DELETE FROM {app}.{sql.Identifier(PRISMA_TABLE).as_string(self.conn)} "
-                f"WHERE migration_name = {self._q(m.name)};"
-            )
-        lines.append(
-            f"DELETE FROM {meta}.schema_migrations WHERE app_schema = {self._q(self.o.app_schema)} "
-            f"AND name = {self._q(m.name)};"
-        )
-        lines.append("COMMIT;")
-        return "\n".join(lines) + "\n"
 
 
 # -- archives -----------------------------------------------------------------------------------
