@@ -66,7 +66,8 @@ lint: lint-sql lint-python
 lint-sql: install
 	$(BIN)/squawk --config .squawk.toml scripts/migrations/*/migration.sql scripts/migrations/*/extras.sql
 	$(BIN)/squawk --config scripts/migrations/squawk-down.toml scripts/migrations/*/down.sql
-	$(EMBEDDED) sh -c 'eval "$$($(BIN)/csinfra db env)" && $(BIN)/sqlfluff lint models'
+	# the rule models render the catalogs when they compile: load them (dbt seed) into the lint database first
+	$(EMBEDDED) sh -c 'eval "$$($(BIN)/csinfra db env)" && $(BIN)/dbt seed --quiet --project-dir . --profiles-dir . && $(BIN)/sqlfluff lint models'
 
 lint-python: install
 	$(BIN)/ruff check src tests/python scripts

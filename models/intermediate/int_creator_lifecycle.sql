@@ -1,3 +1,8 @@
+{#- from the catalogs (seeds/), rendered as literals: this model is part of the write-back and the online function -#}
+{%- set creator_responses = csinfra_catalog_values('offer_statuses', 'offer_status', flag='is_creator_response') -%}
+{%- set completed_statuses = csinfra_catalog_values(
+    'collaboration_statuses', 'collaboration_status', flag='is_completed'
+) -%}
 -- Per creator with any such moment, the "first time ever" moments derived from offers, their status
 -- history and collaborations (SPEC section 4). One aggregate over one stream of moments: every
 -- input is read once, and a filter on creator_profile_id (the online path) reaches each input's index.
@@ -19,7 +24,7 @@ creator_responses as (
     from {{ ref('int_offer_status_changes') }}
     where
         changed_by = 'creator'
-        and to_status in ({{ sql_string_list(csinfra_catalog_values('offer_statuses', 'offer_status', flag='is_creator_response')) }})
+        and to_status in ({{ sql_string_list(creator_responses) }})
         and changed_at is not null
 ),
 
@@ -29,7 +34,7 @@ completed_collaborations as (
         completed_at
     from {{ ref('stg_app__collaborations') }}
     where
-        status in ({{ sql_string_list(csinfra_catalog_values('collaboration_statuses', 'collaboration_status', flag='is_completed')) }})
+        status in ({{ sql_string_list(completed_statuses) }})
         and completed_at is not null
 ),
 

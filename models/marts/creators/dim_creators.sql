@@ -37,18 +37,19 @@ final as (
     select
         profiles.creator_profile_id,
         profiles.user_id,
-        coalesce(is_active, false) as is_active,
-        coalesce(is_public, false) as is_public,
-        coalesce(instagram_connected, false) or coalesce(tiktok_connected, false) as has_social_connected,
-        created_at as signed_up_at,
-        trust_tier,
-        readiness_state,
-        readiness_blockers,
-        jsonb_array_length(readiness_blockers) as blocker_count,
-        profile_completeness,
-        first_offer_received_at,
-        first_offer_responded_at,
-        first_collab_completed_at,
+        coalesce(profiles.is_active, false) as is_active,
+        coalesce(profiles.is_public, false) as is_public,
+        coalesce(profiles.instagram_connected, false)
+        or coalesce(profiles.tiktok_connected, false) as has_social_connected,
+        profiles.created_at as signed_up_at,
+        profiles.trust_tier,
+        profiles.readiness_state,
+        profiles.readiness_blockers,
+        jsonb_array_length(profiles.readiness_blockers) as blocker_count,
+        profiles.profile_completeness,
+        profiles.first_offer_received_at,
+        profiles.first_offer_responded_at,
+        profiles.first_collab_completed_at,
         users.last_login_at
     from profiles
     left join users on profiles.user_id = users.user_id

@@ -29,11 +29,13 @@ recent_views as (
 
 completed_collabs as (
     select
-        creator_profile_id,
+        collaborations.creator_profile_id,
         count(*) as completed_collabs
-    from {{ ref('stg_app__collaborations') }}
-    where status in (select collaboration_status from {{ ref('collaboration_statuses') }} where is_completed)
-    group by creator_profile_id
+    from {{ ref('stg_app__collaborations') }} as collaborations
+    inner join {{ ref('collaboration_statuses') }} as statuses
+        on collaborations.status = statuses.collaboration_status
+    where statuses.is_completed
+    group by collaborations.creator_profile_id
 ),
 
 most_viewed as (

@@ -43,22 +43,24 @@ offers as (
 
 history as (
     select
-        offer_id,
-        min(changed_at) filter (where from_status = 'draft' and to_status = 'pending') as sent_at,
-        min(changed_at) filter (
-            where changed_by = 'creator'
+        changes.offer_id,
+        min(changes.changed_at) filter (
+            where changes.from_status = 'draft' and changes.to_status = 'pending'
+        ) as sent_at,
+        min(changes.changed_at) filter (
+            where changes.changed_by = 'creator'
             and coalesce(to_statuses.is_creator_response, false)
         ) as responded_at,
-        (array_agg(to_status order by changed_at, history_position) filter (
+        (array_agg(changes.to_status order by changes.changed_at, changes.history_position) filter (
             where
-            changed_by = 'creator'
-            and changed_at is not null
+            changes.changed_by = 'creator'
+            and changes.changed_at is not null
             and coalesce(to_statuses.is_creator_response, false)
         ))[1] as response_type,
-        min(changed_at) filter (where to_status = 'accepted') as accepted_at
+        min(changes.changed_at) filter (where changes.to_status = 'accepted') as accepted_at
     from {{ ref('int_offer_status_changes') }} as changes
     left join offer_statuses as to_statuses on changes.to_status = to_statuses.offer_status
-    group by offer_id
+    group by changes.offer_id
 ),
 
 offer_milestones as (
