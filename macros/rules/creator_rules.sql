@@ -1,4 +1,4 @@
-{#- Creator rules (SPEC section 4), as SQL expressions over the columns named in `c`:
+{#- Creator rules (docs/rules.md §4), as SQL expressions over the columns named in `c`:
       c.display_name, c.handle, c.bio, c.niches, c.deliverables, c.minimum_flat_fee_cents,
       c.avatar_url, c.instagram_connected, c.tiktok_connected, c.first_collab_completed_at
     Used by int_creators_derived (batch and online paths alike). -#}

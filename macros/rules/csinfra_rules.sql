@@ -27,7 +27,7 @@
 {%- endmacro %}
 
 
-{#- "Blank" (SPEC section 4): NULL, empty, or only characters JavaScript's trim() strips.
+{#- "Blank" (docs/rules.md §4): NULL, empty, or only characters JavaScript's trim() strips.
     Written as "contains no other character", which costs half of btrim() with a 25-character set. -#}
 {% macro is_blank(expr) -%}
     (not coalesce({{ expr }} ~ {{ non_blank_character_class() }}, false))

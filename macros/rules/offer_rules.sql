@@ -1,4 +1,4 @@
-{#- Offer rules (SPEC section 5), as SQL expressions over the columns named in `o`:
+{#- Offer rules (docs/rules.md §5), as SQL expressions over the columns named in `o`:
       o.cash_cents, o.stay_nights, o.stay_value_cents (explicit value or NULL), o.deliverables,
       o.traffic_bonus_enabled, o.traffic_bonus_threshold, o.traffic_bonus_cents
     The Python library implements the same rules from the same constants; a property-based

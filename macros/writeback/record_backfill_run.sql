@@ -1,4 +1,4 @@
-{#- on-run-end: one summary audit row per dbt invocation whose write-back changed something (SPEC section 6),
+{#- on-run-end: one summary audit row per dbt invocation whose write-back changed something (docs/rules.md §6),
     with each model's counts and the run's duration. Nothing when no write-back model ran, and nothing when
     the write-back found every row already right: a run on unchanged data writes nothing at all to the
     application's tables (csinfra.writeback_log, the project's own table, still records it). -#}

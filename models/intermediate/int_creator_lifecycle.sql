@@ -4,7 +4,7 @@
     'collaboration_statuses', 'collaboration_status', flag='is_completed'
 ) -%}
 -- Per creator with any such moment, the "first time ever" moments derived from offers, their status
--- history and collaborations (SPEC section 4). One aggregate over one stream of moments: every
+-- history and collaborations (docs/rules.md §4). One aggregate over one stream of moments: every
 -- input is read once, and a filter on creator_profile_id (the online path) reaches each input's index.
 with
 

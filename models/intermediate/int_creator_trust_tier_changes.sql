@@ -10,7 +10,7 @@
         ],
     )
 }}
--- One row per trust-tier change the audit trail records (system.trust_updated, SPEC section 6):
+-- One row per trust-tier change the audit trail records (system.trust_updated, docs/rules.md §6):
 -- the backfill's and the online path's alike. The trust-tier history is rebuilt from these rows.
 --
 -- Incremental: a run re-reads audit rows created since the newest one seen minus var events_lookback

@@ -1,4 +1,4 @@
--- Every creator's Phase 1 fields derived by the rules (SPEC section 4), next to the stored values.
+-- Every creator's Phase 1 fields derived by the rules (docs/rules.md §4), next to the stored values.
 -- Columns `x` are derived, `stored_x` are what the application table holds now; is_drifted says
 -- whether they disagree. The write-back, the online library and the verification all read this.
 {%- set c = {

@@ -13,7 +13,7 @@
     )
 }}
 -- One row per (offer or collaboration, funnel milestone) that the event stream records: when it was
--- first recorded, from analytics events and audit rows alike (SPEC section 8). Duplicated events
+-- first recorded, from analytics events and audit rows alike (docs/rules.md §8). Duplicated events
 -- change nothing (the first time wins); a response logged late never moves the time later.
 --
 -- Incremental: a run re-reads only events created since the newest one seen minus

@@ -1,4 +1,4 @@
--- Every offer's value and validation (SPEC section 5) next to the stored values, and the terms
+-- Every offer's value and validation (docs/rules.md §5) next to the stored values, and the terms
 -- snapshot to write where none exists (built from current columns, marked "reconstructed").
 {%- set o = {
     'cash_cents': 'offers.cash_cents',

@@ -1,4 +1,4 @@
--- The floor: ONE hand-written UPDATE computing every creator's Phase 1 fields (SPEC section 4, default
+-- The floor: ONE hand-written UPDATE computing every creator's Phase 1 fields (docs/rules.md §4, default
 -- constants), as a senior engineer would write it for a one-off backfill. Only rows that differ are
 -- written. No audit rows, no batching, one transaction. (Benchmark peer only: the project's rules
 -- live in macros/rules; the benchmark checks both give identical rows.)

@@ -1,4 +1,4 @@
--- The floor for offers: ONE hand-written UPDATE (SPEC section 5, default constants), rows that differ only.
+-- The floor for offers: ONE hand-written UPDATE (docs/rules.md §5, default constants), rows that differ only.
 WITH v AS (
     SELECT o.id,
            coalesce(o."cashCents", 0)::numeric + coalesce(

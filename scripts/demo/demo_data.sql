@@ -2,7 +2,7 @@
 -- so the same --seed gives the same database at any size, and nothing is inserted row by row.
 -- Expects a temporary table demo_params(seed bigint, n bigint, hosts bigint, base timestamp(3))
 -- and runs with search_path set to the application schema.
--- Nasty cases on purpose (SPEC section 2): NULL vs empty arrays, blank text made of tabs,
+-- Nasty cases on purpose (docs/rules.md §2): NULL vs empty arrays, blank text made of tabs,
 -- newlines, no-break and other Unicode spaces, a zero-width space (not blank!), zero and
 -- negative money, accepted offers answered only in statusHistory, completed collaborations
 -- without a completion time, drafts.

@@ -1,5 +1,5 @@
 -- The audit and analytics rows the application would have written since Phase 1 went live,
--- consistent with the demo offers and collaborations (SPEC section 8). Set-based, deterministic.
+-- consistent with the demo offers and collaborations (docs/rules.md §8). Set-based, deterministic.
 -- Expects demo_params(seed, n, hosts, base) plus demo_event_params(live_at timestamp(3),
 -- profile_views bigint), and search_path set to the application schema. The profile_viewed
 -- events are in demo_profile_views.sql.

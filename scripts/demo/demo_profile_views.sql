@@ -1,4 +1,4 @@
--- profile_viewed analytics events (SPEC section 8), the bulk of a real event stream.
+-- profile_viewed analytics events (docs/rules.md §8), the bulk of a real event stream.
 -- Expects demo_params and demo_event_params(live_at, profile_views); search_path = the app schema.
 
 -- profile_viewed (host): hosts browsing creators. Popularity is skewed (a few creators get most

@@ -1,6 +1,6 @@
 """Phase 1 trust, readiness and audit infrastructure for the creator marketplace.
 
-The online library (SPEC section 10); every function takes a psycopg connection first and the
+The online library (docs/rules.md §10); every function takes a psycopg connection first and the
 caller owns the transaction unless its docstring says otherwise.
 """
 

@@ -1,4 +1,4 @@
-"""Validation shared by the audit and analytics writers: text fields and JSON metadata (SPEC section 8).
+"""Validation shared by the audit and analytics writers: text fields and JSON metadata (docs/rules.md §8).
 A bad value raises ValidationError naming the field."""
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ SYSTEM_ACTOR_ID = "system"
 
 
 def actor_id_for(actor_type: str, actor_id: Any) -> str:
-    """`"actorId"` is NOT NULL in the application's schema: system and cron writers use 'system' (SPEC section 8)."""
+    """`"actorId"` is NOT NULL in the application's schema: system and cron writers use 'system' (docs/rules.md §8)."""
     if actor_id is None and actor_type in ("system", "cron"):
         return SYSTEM_ACTOR_ID
     text_field("actor_id", actor_id)

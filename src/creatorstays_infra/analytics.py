@@ -1,4 +1,4 @@
-"""Analytics writes (SPEC section 8). An analytics write never breaks the caller: it runs in a savepoint, and
+"""Analytics writes (docs/rules.md §8). An analytics write never breaks the caller: it runs in a savepoint, and
 any failure (bad input included) is logged on the `creatorstays_infra.analytics` logger and counted
 (`analytics_stats()`), never raised. `AnalyticsBatchWriter` writes high volumes with COPY."""
 
@@ -176,7 +176,7 @@ def log_offer_responded(
 def log_collab_started(
     conn, collab_id: str, creator_profile_id: str, host_profile_id: str, total_value_cents: int | None, **kw
 ):
-    """Two events, one for each side (SPEC section 8); returns both ids (None where a write failed)."""
+    """Two events, one for each side (docs/rules.md §8); returns both ids (None where a write failed)."""
     creator = log_analytics_event(
         conn,
         "creator",

@@ -1,4 +1,4 @@
-"""Audit writes and reads (SPEC section 8). An audit write is never silently lost: it is validated first (a
+"""Audit writes and reads (docs/rules.md §8). An audit write is never silently lost: it is validated first (a
 specific ValidationError naming the field) and any database error propagates to the caller, inside the caller's
 transaction. `audit_logs` is append-only: nothing here updates or deletes."""
 

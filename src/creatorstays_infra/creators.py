@@ -1,4 +1,4 @@
-"""The online path for one creator (SPEC sections 4 and 10).
+"""The online path for one creator (docs/rules.md §4 and §10).
 
 No rule is written here. Each function calls `<CSINFRA_SCHEMA>.wb_creator_profiles__apply(id)`,
 the function dbt generates (with the batch write-back) from the same models and macros: it derives

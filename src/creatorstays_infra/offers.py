@@ -1,4 +1,4 @@
-"""Offers online (SPEC sections 5 and 10): validation, preparation, status changes and expiry.
+"""Offers online (docs/rules.md §5 and §10): validation, preparation, status changes and expiry.
 
 The constants come from the same place the dbt models read (rules.py); the SQL model
 int_offers_validated implements the same rules in set form, and a property-based test
@@ -76,8 +76,10 @@ class OfferTerms:
     expires_in_days: int | None = None
 
     @classmethod
-    def parse(cls, terms: OfferTerms | Mapping[str, Any]) -> OfferTerms:
-        """Accept OfferTerms or a mapping with snake_case or camelCase keys; reject anything malformed."""
+    def parse(cls, terms: OfferTerms | Mapping[str, Any], *, strict: bool = False) -> OfferTerms:
+        """Accept OfferTerms or a mapping with snake_case or camelCase keys; reject anything malformed. Keys that
+        are not terms (`expiresAt`, `hostProfileId`, …: the application passes its whole form) are ignored, as the
+        application ignores them; with `strict` they raise, naming the key."""
         if isinstance(terms, OfferTerms):
             values = {k: getattr(terms, k) for k in TERM_FIELDS}
         elif isinstance(terms, Mapping):
@@ -85,9 +87,11 @@ class OfferTerms:
             for key, value in terms.items():
                 name = _CAMEL_TO_SNAKE.get(key, key)
                 if name not in TERM_FIELDS:
-                    raise ValidationError(
-                        str(key), f"unknown offer term (known: {', '.join(TERM_FIELDS.values())})"
-                    )
+                    if strict:
+                        raise ValidationError(
+                            str(key), f"unknown offer term (known: {', '.join(TERM_FIELDS.values())})"
+                        )
+                    continue
                 if name in values:
                     raise ValidationError(str(key), "given twice (snake_case and camelCase)")
                 values[name] = value
@@ -136,9 +140,10 @@ class OfferValidation:
     stay_value_cents: int
 
 
-def validate_offer_terms(terms: OfferTerms | Mapping[str, Any]) -> OfferValidation:
-    """SPEC section 5: total value and the validation errors, in order, with their exact messages."""
-    t = OfferTerms.parse(terms)
+def validate_offer_terms(terms: OfferTerms | Mapping[str, Any], *, strict: bool = False) -> OfferValidation:
+    """docs/rules.md §5: total value and the validation errors, in order, with their exact messages. `strict`
+    rejects keys that are not terms (by default they are ignored, as the application ignores them)."""
+    t = OfferTerms.parse(terms, strict=strict)
     r = load_rules().offer
     nights = t.stay_nights
     has_stay = nights is not None and nights > 0
@@ -168,7 +173,7 @@ def validate_offer_terms(terms: OfferTerms | Mapping[str, Any]) -> OfferValidati
 
 @dataclass(frozen=True)
 class PreparedOffer:
-    """The Phase 1 fields of a new offer. `data` uses SPEC section 10's names; `columns` the table's."""
+    """The Phase 1 fields of a new offer. `data` uses docs/rules.md §10's names; `columns` the table's."""
 
     data: dict[str, Any]
     validation: OfferValidation
@@ -197,11 +202,13 @@ def clamp_expiry_days(days: int | None) -> int:
 
 
 def prepare_offer_for_creation(
-    terms: OfferTerms | Mapping[str, Any], now: datetime | None = None
+    terms: OfferTerms | Mapping[str, Any], now: datetime | None = None, *, strict: bool = False
 ) -> PreparedOffer:
     """Everything Phase 1 stores with a new offer: the frozen terms snapshot, total value, validity,
-    errors, an empty status history and the expiry (default 14 days, clamped to 3–30)."""
-    t = OfferTerms.parse(terms)
+    errors, an empty status history and the expiry (default 14 days, clamped to 3–30). `.columns` is what
+    the application's ORM create takes (its column names); `.data` the same values under docs/rules.md §10's
+    snake_case names. `strict` rejects keys that are not terms (ignored by default, as by the application)."""
+    t = OfferTerms.parse(terms, strict=strict)
     v = validate_offer_terms(t)
     if not INT32[0] <= v.total_value_cents <= INT32[1]:
         raise ValidationError(
@@ -256,7 +263,7 @@ class StatusChange:
 
 
 class InvalidTransition(ValidationError):
-    """The status machine of SPEC section 5 does not allow this change."""
+    """The status machine of docs/rules.md §5 does not allow this change."""
 
 
 def _check_text(name: str, value: Any) -> str:

@@ -66,7 +66,7 @@ def _list(profile: Mapping[str, Any], name: str) -> Any:
 
 
 def _filled_checks(profile: Mapping[str, Any]) -> dict[str, bool]:
-    """check name -> filled (SPEC section 4: blank = NULL or only what JavaScript's trim() strips)."""
+    """check name -> filled (docs/rules.md §4: blank = NULL or only what JavaScript's trim() strips)."""
     trim = load_rules().trim_characters
 
     def present(name: str) -> bool:
@@ -137,7 +137,7 @@ def is_ready(profile: Mapping[str, Any]) -> bool:
 
 
 def is_valid_transition(from_status: str, to_status: str) -> bool:
-    """Whether an offer may go from one status to the other (SPEC section 5); terminal statuses go nowhere."""
+    """Whether an offer may go from one status to the other (docs/rules.md §5); terminal statuses go nowhere."""
     return to_status in load_rules().offer.transitions.get(from_status, ())
 
 

@@ -23,7 +23,7 @@ from .settings import project_root
 
 # The profile checks a blocker can name; the SQL macros (macros/rules/creator_rules.sql) know the same.
 PROFILE_CHECKS = ("display_name", "handle", "bio", "niches", "deliverables", "minimum_rate", "oauth")
-# The validation errors whose conditions the code implements (SPEC section 5).
+# The validation errors whose conditions the code implements (docs/rules.md §5).
 OFFER_ERROR_CODES = (
     "min_total_value",
     "min_cash_without_stay",

@@ -1,4 +1,4 @@
--- Stored Phase 1 fields of every creator equal the rules' values (SPEC section 6: drift is 0).
+-- Stored Phase 1 fields of every creator equal the rules' values (docs/rules.md §6: drift is 0).
 -- Runs after the write-back (it depends on it), so `dbt build` checks the result of the backfill.
 -- depends_on: {{ ref('wb_creator_profiles') }}
 select

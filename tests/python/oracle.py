@@ -1,4 +1,4 @@
-"""An independent implementation of SPEC sections 4 and 5, written from the text of the spec with
+"""An independent implementation of docs/rules.md §4 and §5, written from the text of the spec with
 its default constants, for tests only. It shares no code or configuration with the project."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def empty(xs: list | None) -> bool:
     return xs is None or len(xs) == 0
 
 
-# SPEC section 4: the blockers in display order and the messages a dashboard shows.
+# docs/rules.md §4: the blockers in display order and the messages a dashboard shows.
 BLOCKER_CODES = [
     "missing_display_name",
     "missing_handle",
@@ -124,7 +124,7 @@ def js_or(left, right):
 def offer(o: dict) -> dict:
     cash = o.get("cashCents") or 0
     nights = o.get("stayNights")
-    # SPEC section 5: "the application computes `stayValueCents || estimate`" (JavaScript's ||: the right side
+    # docs/rules.md §5: "the application computes `stayValueCents || estimate`" (JavaScript's ||: the right side
     # whenever the left is null, undefined, 0 or NaN)
     estimate = nights * 15000 if nights is not None and nights > 0 else 0
     stay_value = js_or(o.get("stayValueCents"), estimate)

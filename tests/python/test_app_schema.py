@@ -56,7 +56,7 @@ def test_demo_data_creates_exactly_the_application_schema(empty_db, make_db, tem
 
 
 def test_the_file_is_the_application_schema_as_the_spec_describes_it():
-    """A guard against editing the vendored file: the columns SPEC section 2 names are there, and the
+    """A guard against editing the vendored file: the columns docs/rules.md §2 names are there, and the
     column the last round invented is not."""
     text = APP_SCHEMA_SQL.read_text()
     users = text[text.index('CREATE TABLE "users"') : text.index(");", text.index('CREATE TABLE "users"'))]
@@ -73,7 +73,7 @@ def test_the_file_is_the_application_schema_as_the_spec_describes_it():
 
 # -- the models read only columns the application has ------------------------------------------------------
 def test_every_declared_column_exists_in_the_application_schema_or_phase1(applied_db, empty_db):
-    from test_orm_ledger import COLUMNS as PHASE1_COLUMNS  # SPEC section 3, written out by hand
+    from test_orm_ledger import COLUMNS as PHASE1_COLUMNS  # docs/rules.md §3, written out by hand
 
     actual = columns_of(applied_db)
     missing = [

@@ -80,7 +80,7 @@ def test_audit_helpers_write_and_read_back(applied_db):
 
 def test_admin_and_system_helpers_add_their_prefix_and_system_writers_are_system(applied_db):
     """As the application's helpers do: `logSystemEvent('offer_expired', …)` writes `system.offer_expired` with
-    `"actorId" = 'system'` (SPEC section 8), and an admin action gets `admin.` in front."""
+    `"actorId" = 'system'` (docs/rules.md §8), and an admin action gets `admin.` in front."""
     with applied_db.as_role("app").connect() as conn:
         log_system_event(conn, "offer_expired", "Offer", "o9")
         log_system_event(conn, "trust_updated", "CreatorProfile", "c9", actor_type="cron")

@@ -52,7 +52,7 @@ def offers_db(built_db):
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(terms=terms_st, explicit_stay=st.one_of(st.none(), st.sampled_from([0, 5000, -100]), INT32))
-# always tried: an explicit 0 with nights falls back to the estimate (SPEC section 5)
+# always tried: an explicit 0 with nights falls back to the estimate (docs/rules.md §5)
 @example(
     terms={
         "cashCents": 0,
@@ -118,7 +118,7 @@ def test_validation_messages_in_order():
         ).total_value_cents
         == 9000
     )
-    # ... unless it is 0: SPEC section 5, `stayValueCents || estimate` (3 nights x $150 = 45000 cents)
+    # ... unless it is 0: docs/rules.md §5, `stayValueCents || estimate` (3 nights x $150 = 45000 cents)
     zero = validate_offer_terms({"cashCents": 0, "stayNights": 3, "stayValueCents": 0, "deliverables": ["a"]})
     assert (zero.total_value_cents, zero.stay_value_cents, zero.is_valid) == (45000, 45000, True)
     # a negative value is used as given, and then fails validation
@@ -176,7 +176,6 @@ def test_prepare_offer_for_creation_snapshot_and_expiry_clamp():
         ({"deliverables": "reel"}, "deliverables"),
         ({"deliverables": ["ok", 3]}, "deliverables[1]"),
         ({"trafficBonusEnabled": "yes"}, "traffic_bonus_enabled"),
-        ({"cashcents": 100}, "cashcents"),
         ({"requirements": "a\x00b"}, "requirements"),
         ({"expiresInDays": "14"}, "expires_in_days"),
     ],
@@ -185,6 +184,40 @@ def test_bad_terms_name_the_field(terms, field):
     with pytest.raises(ValidationError) as exc:
         validate_offer_terms(terms)
     assert exc.value.field == field
+
+
+def test_keys_that_are_not_terms_are_ignored_as_the_application_ignores_them():
+    """The application passes its whole offer form (expiresAt, hostProfileId, …); only the terms count."""
+    terms = {"cashCents": 20000, "deliverables": ["reel"], "offerType": "cash"}
+    form = {**terms, "expiresAt": "2026-12-01T00:00:00Z", "hostProfileId": "h1", "cashcents": 1}
+    assert validate_offer_terms(form) == validate_offer_terms(terms)
+    now = datetime(2026, 11, 28, 12, 0, 0)
+    prepared = prepare_offer_for_creation(form, now=now)
+    assert prepared.data == prepare_offer_for_creation(terms, now=now).data
+    assert set(prepared.data["original_terms_snapshot"]) == {
+        "offerType",
+        "cashCents",
+        "stayNights",
+        "stayValueCents",
+        "deliverables",
+        "requirements",
+        "trafficBonusEnabled",
+        "trafficBonusThreshold",
+        "trafficBonusCents",
+        "totalValueCents",
+        "snapshotAt",
+    }  # the snapshot's keys are docs/rules.md §5's, whatever the form held
+    assert prepared.data["expires_at"] == now + timedelta(
+        days=14
+    )  # expiresAt is not a term: the default applies
+    # strict: every key must be a term, and the error names the first that is not
+    for call in (validate_offer_terms, prepare_offer_for_creation):
+        with pytest.raises(ValidationError) as exc:
+            call(form, strict=True)
+        assert exc.value.field == "expiresAt"
+    with pytest.raises(ValidationError) as exc:
+        validate_offer_terms({"cashcents": 100}, strict=True)
+    assert exc.value.field == "cashcents"
 
 
 def test_total_beyond_integer_cannot_be_prepared():

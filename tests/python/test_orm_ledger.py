@@ -1,7 +1,7 @@
 """The ORM agrees, in every order (without Node.js: the ORM's rows are written here exactly as
 `prisma migrate deploy` writes them; test_orm_cli.py runs the real CLI).
 
-* after `csinfra migrate up`, what the ORM models is exactly what SPEC section 3 declares;
+* after `csinfra migrate up`, what the ORM models is exactly what docs/rules.md §3 declares;
 * Phase 1 applied by the ORM itself, from the application's own file: adopted, extras added;
 * a schema that only partly matches: refused, with the list of differences;
 * a failed ORM attempt: named by `status`, resolved by `up` as `prisma migrate resolve --rolled-back`;
@@ -16,7 +16,7 @@ import pytest
 
 from prisma_cli import MIGRATION, MIGRATION_SQL, sha256
 
-# -- SPEC section 3, written out by hand: the oracle for what the ORM must find ---------------------------
+# -- docs/rules.md §3, written out by hand: the oracle for what the ORM must find ---------------------------
 ENUMS = {
     "TrustTier": ["NEW", "VERIFIED", "PROVEN"],
     "ReadinessState": ["INCOMPLETE", "PENDING_OAUTH", "READY"],

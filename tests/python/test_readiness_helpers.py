@@ -1,4 +1,4 @@
-"""The pure helpers (no database), against SPEC sections 4 and 5 as written; the property test in
+"""The pure helpers (no database), against docs/rules.md §4 and §5 as written; the property test in
 test_creators_online.py checks compute_readiness against the SQL on random profiles."""
 
 from __future__ import annotations

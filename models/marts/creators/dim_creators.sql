@@ -1,5 +1,5 @@
 -- One row per creator profile: who they are in the marketplace and their Phase 1 state as stored,
--- which is what the application shows (SPEC section 4). The backfill writes it by the rules and
+-- which is what the application shows (docs/rules.md §4). The backfill writes it by the rules and
 -- `csinfra verify` / the drift tests prove stored = rules; in a full `dbt run` this model waits for
 -- the write-back:
 -- depends_on: {{ ref('wb_creator_profiles') }}

@@ -1,6 +1,6 @@
 -- One row per creator: the activation path signed up -> profile complete -> ready -> first offer ->
 -- first response -> first completed collaboration, from dim_creators (the rules' derivation,
--- SPEC section 4). Profile completion and readiness are states without a recorded time; the three
+-- docs/rules.md §4). Profile completion and readiness are states without a recorded time; the three
 -- "first" steps carry their timestamps.
 with
 

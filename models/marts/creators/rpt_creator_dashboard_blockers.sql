@@ -1,4 +1,4 @@
--- One row per blocker a creator's dashboard shows (SPEC section 4): the creator's blockers in their
+-- One row per blocker a creator's dashboard shows (docs/rules.md §4): the creator's blockers in their
 -- rule order, each with its display message. A creator without blockers has no rows.
 with
 

@@ -1,4 +1,4 @@
--- One row per readiness blocker (SPEC section 4), in display order, with its message: how many
+-- One row per readiness blocker (docs/rules.md §4), in display order, with its message: how many
 -- creators it holds back, how many it alone holds back, and their share. Every blocker of the rules
 -- has a row, also when no creator has it.
 with

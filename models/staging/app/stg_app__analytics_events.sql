@@ -1,4 +1,4 @@
--- One row per analytics event, with the ids and values its eventData carries (SPEC section 8) as
+-- One row per analytics event, with the ids and values its eventData carries (docs/rules.md §8) as
 -- typed columns. eventData that is not an object, or lacks a key, yields NULL, never an error.
 with
 

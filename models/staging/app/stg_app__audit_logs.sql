@@ -1,4 +1,4 @@
--- One row per audit event. actorEmail, ipAddress and userAgent are not selected (SPEC section 9).
+-- One row per audit event. actorEmail, ipAddress and userAgent are not selected (docs/rules.md §9).
 with
 
 source as (

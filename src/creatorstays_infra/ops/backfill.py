@@ -1,4 +1,4 @@
-"""`csinfra backfill` (dbt's write-back models with progress) and `csinfra verify` (SPEC section 6)."""
+"""`csinfra backfill` (dbt's write-back models with progress) and `csinfra verify` (docs/rules.md §6)."""
 
 from __future__ import annotations
 
@@ -206,7 +206,7 @@ def run_backfill(
 
 
 def verify(conn: psycopg.Connection, app_schema: str) -> dict:
-    """The JSON of SPEC section 6, plus drift (stored rows that disagree with the rules) and invariants."""
+    """The JSON of docs/rules.md §6, plus drift (stored rows that disagree with the rules) and invariants."""
     require_phase1(conn, app_schema)
     dbt_schema = settings.dbt_schema()
     for view in ("int_creators_derived", "int_offers_validated"):
