@@ -150,3 +150,39 @@ def test_macro_documentation_is_generated_from_the_macros_comments():
         [sys.executable, str(script), "--check"], check=False, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+def _layout_entries() -> list[str]:
+    """The paths the README's layout block names (the first column; `a, b` lists in one directory)."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    entries = []
+    for line in block.splitlines():
+        if not line or line[0] == " ":
+            continue
+        names = line.split("  ")[0].strip()
+        first, *rest = [n.strip() for n in names.split(",")]
+        entries.append(first)
+        folder = first.rsplit("/", 1)[0] + "/" if "/" in first.rstrip("/") else ""
+        entries += [folder + n for n in rest]
+    return entries
+
+
+def test_the_readmes_layout_matches_the_tree():
+    entries = _layout_entries()
+    assert len(entries) > 20
+    missing = [e for e in entries if not (ROOT / e).exists()]
+    assert missing == [], f"the layout names what does not exist: {missing}"
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.splitlines()
+    hidden = (".", "README.md")
+    unnamed = sorted(
+        {
+            f
+            for f in tracked
+            if not f.startswith(hidden)
+            and not any(f == e or f.startswith(e.rstrip("/") + "/") for e in entries)
+        }
+    )
+    assert unnamed == [], f"tracked files under no entry of the README's layout: {unnamed}"
