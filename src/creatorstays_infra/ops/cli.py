@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -286,6 +287,81 @@ def marts_cmd(
     if result.returncode != 0:
         raise fail(
             f"dbt failed building the marts ({result.summary or 'see log'}); log: {result.log_path}", 1
+        )
+
+
+lake_app = typer.Typer(
+    help="The lake export: the tables the marts read, as Parquet, for building the marts off the primary.",
+    no_args_is_help=True,
+)
+app.add_typer(lake_app, name="lake")
+
+
+@lake_app.command("export")
+def lake_export_cmd(
+    lake: Annotated[
+        Path | None,
+        typer.Option("--lake", help="The lake directory (default CSINFRA_LAKE_DIR, else ./lake)."),
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Rewrite every event day, not only the days since the last export.")
+    ] = False,
+    lookback: Annotated[
+        str | None,
+        typer.Option(
+            "--lookback",
+            help="How far before the newest event already exported to re-read (default: the marts' events_lookback).",
+        ),
+    ] = None,
+    batch_rows: Annotated[
+        int, typer.Option("--batch-rows", min=1000, max=1_000_000, help="Rows fetched and written per batch.")
+    ] = 50_000,
+    table: Annotated[
+        list[str] | None, typer.Option("--table", help="Only this source table (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run's summary as JSON.")] = False,
+) -> None:
+    """Export the application's tables the marts read to Parquet (one consistent snapshot, ACCESS SHARE only).
+
+    Mutable tables are rewritten whole; audit_logs and analytics_events are partitioned by day and incremental.
+    Only the columns the dbt sources declare leave the database: no token, e-mail or IP address."""
+    from . import lake as lake_mod
+
+    directory = lake_mod.lake_dir(lake)
+    window = lake_mod.parse_interval(lookback) if lookback else lake_mod.default_lookback()
+    last = {"t": 0.0}
+
+    def progress(name: str, rows: int, seconds: float) -> None:
+        if as_json or time.monotonic() - last["t"] < 2:
+            return
+        last["t"] = time.monotonic()
+        rate = rows / seconds if seconds else 0
+        err.print(f"  {name}: {rows:,} rows ({rate:,.0f} rows/s)", markup=False)
+
+    with target().connect() as conn:
+        result = lake_mod.export(
+            conn,
+            state.app_schema,
+            directory,
+            full=full,
+            lookback=window,
+            batch_rows=batch_rows,
+            tables=table or None,
+            on_progress=progress,
+        )
+    summary = result.as_json()
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    out.print(
+        f"lake {directory}: {result.rows:,} rows, {result.bytes / 1e6:.1f} MB in {result.seconds:.1f} s "
+        f"({summary['rowsPerSecond'] or 0:,} rows/s, {summary['megabytesPerSecond'] or 0} MB/s); run {result.run_id}",
+        markup=False,
+    )
+    for name, t in result.tables.items():
+        days = f", {len(t.days)} day(s) rewritten" if t.days else ""
+        out.print(
+            f"  {name}: {t.mode}, {t.rows:,} rows{days}, {len(t.files)} file(s) in the lake", markup=False
         )
 
 
