@@ -15,12 +15,12 @@ EMBEDDED := env -u DATABASE_URL -u PGHOST -u PGHOSTADDR -u PGPORT -u PGDATABASE 
 
 PRISMA_STAMP := prisma/node_modules/.installed-$(shell cat prisma/package-lock.json | cksum | cut -d' ' -f1)
 
-.PHONY: install browser prisma demo test lint lint-sql lint-python test-python bench bench-backfill bench-latency bench-marts bench-sequence clean db-stop
+.PHONY: install browser prisma java demo demo-spark test lint lint-sql lint-python test-python bench bench-backfill bench-latency bench-marts bench-sequence clean db-stop
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,spark]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -35,6 +35,16 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	  else echo "make test needs chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+# Spark (the marts from the lake: make demo-spark and the equality test) needs a Java runtime: Debian's, installed
+# when missing (as root, from the distribution's registry; otherwise say what to install).
+java:
+	@command -v java >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing a Java runtime (for Spark)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jre-headless >/dev/null; \
+	  else echo "Spark needs Java: sudo apt-get install default-jre-headless" >&2; exit 1; fi; }
 
 # The application's ORM CLI (Prisma 6.19), which the tests run against the migrated database: Node.js and
 # npm from the machine, the pinned packages from the npm registry (install scripts off: nothing is downloaded
@@ -59,7 +69,16 @@ demo: install
 	$(EMBEDDED) $(BIN)/csinfra marts
 	$(EMBEDDED) $(BIN)/csinfra report --out report.html
 
-test: install browser prisma lint test-python
+# The same marts on Spark (local mode) from a lake export of the demo database (run `make demo` first): export,
+# build on Spark and on PostgreSQL at the same moment, and compare the marts row for row.
+demo-spark: AS_OF := $(shell date -u +'%Y-%m-%d %H:%M:%S')
+demo-spark: install java
+	$(EMBEDDED) $(BIN)/csinfra lake export --lake lake
+	$(EMBEDDED) $(BIN)/csinfra marts --engine spark --lake lake --as-of '$(AS_OF)'
+	$(EMBEDDED) $(BIN)/csinfra marts --skip-tests --as-of '$(AS_OF)'
+	$(EMBEDDED) sh -c 'eval "$$($(BIN)/csinfra db env)" && $(BIN)/python -m creatorstays_infra.ops.marts_compare --spark-warehouse .csinfra/spark/warehouse'
+
+test: install browser prisma java lint test-python
 
 lint: lint-sql lint-python
 
@@ -72,7 +91,7 @@ lint-sql: install
 lint-python: install
 	$(BIN)/ruff check src tests/python scripts
 
-test-python: install browser prisma
+test-python: install browser prisma java
 	$(BIN)/pytest
 
 bench: bench-backfill bench-latency bench-sequence bench-marts

@@ -6,7 +6,8 @@
   column, instead of an error deep in some model.
 -#}
 {% macro csinfra_check_sources() %}
-    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {#- the application's PostgreSQL only: nothing to check or grant where the marts build from the lake -#}
+    {%- if not execute or target.type != 'postgres' -%}{{ return('') }}{%- endif -%}
     {%- set wanted = [] -%}
     {%- for node in graph.sources.values() if node.package_name == project_name -%}
         {%- do wanted.append('(' ~ csinfra_quote(node.schema) ~ ', ' ~ csinfra_quote(node.identifier) ~ ', null)') -%}

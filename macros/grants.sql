@@ -26,7 +26,8 @@
 
 {#- on-run-start: the schema exists (csinfra_view_fingerprints_ddl) and the two roles may look into it. -#}
 {% macro csinfra_schema_grants() %}
-    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {#- the application's PostgreSQL only: nothing to check or grant where the marts build from the lake -#}
+    {%- if not execute or target.type != 'postgres' -%}{{ return('') }}{%- endif -%}
     {%- set roles = [csinfra_role('app_role'), csinfra_role('analyst_role')] | reject('none') | list -%}
     {%- if roles | length == 0 -%}{{ return('') }}{%- endif -%}
     {% call statement('schema_grants') -%}
@@ -68,7 +69,8 @@
     into the owner's views when they are built and run with the owner's rights. PostgreSQL 15+ creates `public`
     without it; a database upgraded from an older one keeps it until revoked (`csinfra grant` does). -#}
 {% macro csinfra_check_schema_creators() %}
-    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {#- the application's PostgreSQL only: nothing to check or grant where the marts build from the lake -#}
+    {%- if not execute or target.type != 'postgres' -%}{{ return('') }}{%- endif -%}
     {%- set open_schemas = csinfra_query(
         "select n.nspname from pg_namespace as n "
         ~ "cross join lateral aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) as a "

@@ -1,23 +1,19 @@
 {#- The moment the marts describe: var marts_as_of (UTC), else the current time in UTC. -#}
 {% macro marts_as_of() -%}
     {%- set as_of = var('marts_as_of', none) -%}
-    {%- if as_of -%}
-        {{ csinfra_quote(as_of) }}::timestamp(3)
-    {%- else -%}
-        (now() at time zone 'UTC')::timestamp(3)
-    {%- endif -%}
+    {{- csinfra_utc_timestamp(as_of if as_of else none) -}}
 {%- endmacro %}
 
 
 {#- Hours from one timestamp to another, 2 decimals (NULL when either is NULL). -#}
 {% macro hours_between(from_ts, to_ts) -%}
-    round((extract(epoch from ({{ to_ts }} - {{ from_ts }})) / 3600)::numeric, 2)
+    round({{ csinfra_numeric(csinfra_seconds_between(from_ts, to_ts) ~ ' / 3600') }}, 2)
 {%- endmacro %}
 
 
 {#- Days from one timestamp to another, 2 decimals (NULL when either is NULL). -#}
 {% macro days_between(from_ts, to_ts) -%}
-    round((extract(epoch from ({{ to_ts }} - {{ from_ts }})) / 86400)::numeric, 2)
+    round({{ csinfra_numeric(csinfra_seconds_between(from_ts, to_ts) ~ ' / 86400') }}, 2)
 {%- endmacro %}
 
 
@@ -25,8 +21,8 @@
     model has seen (`watermark_column`, max over the model) minus var events_lookback. -#}
 {% macro incremental_events_since(watermark_column) -%}
     (
-        select coalesce(max({{ watermark_column }}), '-infinity'::timestamp)
-            - {{ csinfra_quote(csinfra_interval(var('events_lookback'), 'var events_lookback')) }}::interval
+        select coalesce(max({{ watermark_column }}), {{ csinfra_timestamp_min() }})
+            - {{ csinfra_interval_literal(csinfra_interval(var('events_lookback'), 'var events_lookback')) }}
         from {{ this }}
     )
 {%- endmacro %}
@@ -46,13 +42,14 @@
 
 {#- numerator / denominator rounded to 4 decimals; NULL when either is NULL or the denominator 0. -#}
 {% macro safe_ratio(numerator, denominator) -%}
-    round(({{ numerator }})::numeric / nullif({{ denominator }}, 0), 4)
+    round({{ csinfra_numeric(numerator) }} / nullif({{ denominator }}, 0), 4)
 {%- endmacro %}
 
 
 {#- SET LOCAL work_mem for the model's transaction (var marts_work_mem, e.g. '256MB'), so big sorts and
     hash joins of the marts stay in memory. Validated: a number and a unit, nothing else. -#}
 {% macro csinfra_set_work_mem() -%}
+    {%- if target.type != 'postgres' -%}{{ return('') }}{%- endif -%}
     {%- set value = var('marts_work_mem', '256MB') | string -%}
     {%- if not modules.re.fullmatch('^[0-9]{1,9} ?(kB|MB|GB)$', value) -%}
         {{ exceptions.raise_compiler_error("[csinfra] var marts_work_mem: expected a size like '256MB', got " ~ (value | tojson)) }}
@@ -80,7 +77,7 @@
 {#- In an incremental run: the row (by `key_expr`) is not in the model yet; `true` in a full build. -#}
 {% macro incremental_not_seen(key_expr, this_key) -%}
     {%- if is_incremental() -%}
-        not exists (select from {{ this }} as seen where seen.{{ this_key }} = {{ key_expr }})
+        not exists (select 1 from {{ this }} as seen where seen.{{ this_key }} = {{ key_expr }})
     {%- else -%}
         true
     {%- endif -%}

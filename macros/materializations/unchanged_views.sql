@@ -26,7 +26,8 @@
 
 {#- on-run-start: the table the fingerprints are kept in (created once, before any thread needs it) -#}
 {% macro csinfra_view_fingerprints_ddl() %}
-    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {#- the application's PostgreSQL only: nothing to check or grant where the marts build from the lake -#}
+    {%- if not execute or target.type != 'postgres' -%}{{ return('') }}{%- endif -%}
     {% call statement('view_fingerprints_ddl') -%}
         create schema if not exists {{ csinfra_ident(target.schema) }};
         create table if not exists {{ csinfra_view_fingerprints_relation() }} (

@@ -25,7 +25,7 @@
         {{ exceptions.raise_compiler_error("[csinfra] the catalog " ~ schema ~ "." ~ identifier ~ " is not loaded: run `dbt seed` "
             ~ "(`dbt build` and `csinfra backfill` load the catalogs before the models)") }}
     {%- endif -%}
-    {%- if node is not none -%}
+    {%- if node is not none and target.type == 'postgres' -%}
         {%- set loaded = run_query('select fingerprint from ' ~ csinfra_view_fingerprints_relation() ~ ' where relation = '
                                    ~ csinfra_quote(relation.include(database=false) | string)) -%}
         {%- set expected = 'seed:' ~ node.checksum.checksum -%}
@@ -103,7 +103,7 @@
     fingerprints table, so a model compiling against a catalog whose file changed since it was loaded stops
     with a message instead of running with the old catalog (csinfra_catalog). -#}
 {% macro csinfra_record_catalog_checksum() %}
-    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {%- if not execute or target.type != 'postgres' -%}{{ return('') }}{%- endif -%}
     insert into {{ csinfra_view_fingerprints_relation() }} (relation, relation_oid, fingerprint)
     values (
         {{ csinfra_quote(this.include(database=false) | string) }},

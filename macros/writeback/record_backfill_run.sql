@@ -3,7 +3,8 @@
     the write-back found every row already right: a run on unchanged data writes nothing at all to the
     application's tables (csinfra.writeback_log, the project's own table, still records it). -#}
 {% macro csinfra_record_backfill_run(results) %}
-    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {#- the application's PostgreSQL only: nothing to check or grant where the marts build from the lake -#}
+    {%- if not execute or target.type != 'postgres' -%}{{ return('') }}{%- endif -%}
     {%- set ran = [] -%}
     {%- for r in results if r.node.config.materialized == 'writeback' and (r.status | string) == 'success' -%}
         {%- do ran.append(r) -%}

@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized=csinfra_events_materialization(),
         incremental_strategy='delete+insert',
         unique_key=['creator_profile_id', 'viewed_on'],
         on_schema_change='fail',

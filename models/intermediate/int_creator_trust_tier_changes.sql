@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized=csinfra_events_materialization(),
         incremental_strategy='append',
         on_schema_change='fail',
         pre_hook="{{ csinfra_set_work_mem() }}",
@@ -39,9 +39,9 @@ final as (
     select
         audit_log_id,
         target_id as creator_profile_id,
-        metadata ->> 'from' as from_tier,
-        metadata ->> 'to' as to_tier,
-        metadata ->> 'source' as change_source,
+        {{ csinfra_json_text('metadata', 'from') }} as from_tier,
+        {{ csinfra_json_text('metadata', 'to') }} as to_tier,
+        {{ csinfra_json_text('metadata', 'source') }} as change_source,
         created_at as changed_at
     from audit_logs
 )

@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized=csinfra_events_materialization(),
         incremental_strategy='delete+insert',
         unique_key=['subject_type', 'subject_id', 'milestone'],
         on_schema_change='fail',
@@ -40,7 +40,7 @@ audit_logs as (
     select
         action,
         target_id,
-        metadata ->> 'toStatus' as to_status,
+        {{ csinfra_json_text('metadata', 'toStatus') }} as to_status,
         created_at
     from {{ ref('stg_app__audit_logs') }}
     where
@@ -111,7 +111,7 @@ new_milestones as (
         milestone,
         min(recorded_at) as first_recorded_at,
         -- the detail of the first event (ties: the smallest non-NULL detail)
-        (array_agg(detail order by recorded_at, detail nulls last))[1] as first_detail,
+        {{ csinfra_first_by('detail', ['recorded_at', 'detail']) }} as first_detail,
         max(recorded_at) filter (where is_analytics_event) as last_analytics_event_at,
         max(recorded_at) filter (where not is_analytics_event) as last_audit_log_at
     from recorded

@@ -10,7 +10,7 @@ offers as (
         status_history
     from {{ ref('stg_app__offers') }}
     -- most offers have no history yet: skip them before the per-row function call
-    where jsonb_typeof(status_history) = 'array' and status_history <> '[]'::jsonb
+    where {{ csinfra_json_is_nonempty_array('status_history') }}
 ),
 
 entries as (
@@ -18,10 +18,10 @@ entries as (
         offers.offer_id,
         offers.creator_profile_id,
         offers.host_profile_id,
-        history.entry_number::integer as history_position,
-        history.entry
+        {{ csinfra_json_position('history') }} as history_position,
+        history.value as entry
     from offers
-    cross join lateral jsonb_array_elements(offers.status_history) with ordinality as history (entry, entry_number)
+    {{ csinfra_json_elements('offers.status_history', 'history') }}
 ),
 
 final as (
@@ -30,11 +30,11 @@ final as (
         creator_profile_id,
         host_profile_id,
         history_position,
-        entry ->> 'fromStatus' as from_status,
-        entry ->> 'toStatus' as to_status,
-        entry ->> 'changedBy' as changed_by,
-        {{ safe_iso_timestamp("(entry ->> 'changedAt')") }} as changed_at,
-        entry ->> 'reason' as reason
+        {{ csinfra_json_text('entry', 'fromStatus') }} as from_status,
+        {{ csinfra_json_text('entry', 'toStatus') }} as to_status,
+        {{ csinfra_json_text('entry', 'changedBy') }} as changed_by,
+        {{ csinfra_parse_iso_timestamp(csinfra_json_text('entry', 'changedAt')) }} as changed_at,
+        {{ csinfra_json_text('entry', 'reason') }} as reason
     from entries
 )
 

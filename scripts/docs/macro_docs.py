@@ -58,6 +58,9 @@ def render(hand_written: str) -> str:
     for name, path, comment, arguments in definitions():
         if name in by_hand:
             continue
+        adapter, _, dispatched = name.partition("__")
+        if not comment and dispatched and adapter in ("default", "postgres", "spark"):
+            comment = f"The {adapter} implementation of {dispatched} (adapter.dispatch): see {dispatched}."
         if not comment:
             raise SystemExit(f"{path}: macro {name} has no comment above it to document it with")
         lines.append(

@@ -45,7 +45,7 @@ final as (
         profiles.trust_tier,
         profiles.readiness_state,
         profiles.readiness_blockers,
-        jsonb_array_length(profiles.readiness_blockers) as blocker_count,
+        {{ csinfra_json_array_length('profiles.readiness_blockers') }} as blocker_count,
         profiles.profile_completeness,
         profiles.first_offer_received_at,
         profiles.first_offer_responded_at,

@@ -60,9 +60,10 @@ final as (
         {{ safe_ratio('offer_within_window', 'creators_signed_up') }} as offer_within_window_rate,
         {{ safe_ratio('responded_within_window', 'creators_signed_up') }} as responded_within_window_rate,
         {{ safe_ratio('completed_collab_within_window', 'creators_signed_up') }} as completed_collab_within_window_rate,
-        round(median_days_to_first_offer::numeric, 2) as median_days_to_first_offer,
-        round(median_days_to_first_response::numeric, 2) as median_days_to_first_response,
-        round(median_days_to_first_completed_collab::numeric, 2) as median_days_to_first_completed_collab,
+        round({{ csinfra_numeric('median_days_to_first_offer') }}, 2) as median_days_to_first_offer,
+        round({{ csinfra_numeric('median_days_to_first_response') }}, 2) as median_days_to_first_response,
+        round({{ csinfra_numeric('median_days_to_first_completed_collab') }}, 2)
+            as median_days_to_first_completed_collab,
         {{ w.first_offer }} as offer_window_days,
         {{ w.first_response }} as response_window_days,
         {{ w.first_completed_collab }} as completed_collab_window_days

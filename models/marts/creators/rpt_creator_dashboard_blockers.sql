@@ -24,12 +24,10 @@ blockers as (
         creators.creator_profile_id,
         creators.readiness_state,
         creators.profile_completeness,
-        entries.blocker_code,
-        entries.position::integer as position_on_dashboard
+        entries.value as blocker_code,
+        {{ csinfra_json_position('entries') }} as position_on_dashboard
     from creators
-    cross join
-        lateral jsonb_array_elements_text(creators.readiness_blockers) with ordinality
-            as entries (blocker_code, position)
+    {{ csinfra_json_elements('creators.readiness_blockers', 'entries', as_text=true) }}
 ),
 
 final as (

@@ -47,7 +47,7 @@ tier_scores as (
     -- each tier's score in the signal (seeds/trust_tiers.csv)
     select
         trust_tier,
-        search_score::numeric as tier_score
+        {{ csinfra_numeric('search_score') }} as tier_score
     from {{ ref('trust_tiers') }}
 ),
 
@@ -60,11 +60,11 @@ components as (
         coalesce(recent_views.recent_views, 0) as recent_views,
         coalesce(completed_collabs.completed_collabs, 0) as completed_collabs,
         coalesce(tier_scores.tier_score, 0) as trust_tier_score,
-        creators.profile_completeness::numeric as completeness_score,
+        {{ csinfra_numeric('creators.profile_completeness') }} as completeness_score,
         coalesce(ln(1 + recent_views.recent_views) / nullif(ln(1 + most_viewed.recent_views), 0), 0)
             as recent_views_score,
-        least(coalesce(completed_collabs.completed_collabs, 0), {{ r.completed_collabs_cap }})::numeric
-        / {{ r.completed_collabs_cap }} as completed_collabs_score
+        {%- set capped = 'least(coalesce(completed_collabs.completed_collabs, 0), ' ~ r.completed_collabs_cap ~ ')' %}
+        {{ csinfra_numeric(capped) }} / {{ r.completed_collabs_cap }} as completed_collabs_score
     from creators
     cross join most_viewed
     left join recent_views on creators.creator_profile_id = recent_views.creator_profile_id
@@ -94,7 +94,7 @@ final as (
         completed_collabs,
         trust_tier_score,
         round(completeness_score, 6) as completeness_score,
-        round(recent_views_score::numeric, 6) as recent_views_score,
+        round({{ csinfra_numeric('recent_views_score') }}, 6) as recent_views_score,
         round(completed_collabs_score, 6) as completed_collabs_score,
         search_score,
         case

@@ -22,13 +22,13 @@ creators as (
 
 blocked as (
     select
-        blockers.blocker_code,
+        blockers.value as blocker_code,
         count(*) as creators_blocked,
         count(*) filter (where creators.blocker_count = 1) as creators_blocked_only_by_this,
         count(*) filter (where creators.is_active) as active_creators_blocked
     from creators
-    cross join lateral jsonb_array_elements_text(creators.readiness_blockers) as blockers (blocker_code)
-    group by blockers.blocker_code
+    {{ csinfra_json_elements('creators.readiness_blockers', 'blockers', as_text=true) }}
+    group by blockers.value
 ),
 
 totals as (

@@ -88,7 +88,7 @@ daily_deltas as (
 ),
 
 days as (
-    select generate_series(min(valid_from)::date, ({{ marts_as_of() }})::date, interval '1 day')::date as calendar_day
+    select {{ csinfra_day_series('min(valid_from)::date', '(' ~ marts_as_of() ~ ')::date', 'calendar_day') }}
     from periods
 ),
 

@@ -51,12 +51,12 @@ history as (
             where changes.changed_by = 'creator'
             and coalesce(to_statuses.is_creator_response, false)
         ) as responded_at,
-        (array_agg(changes.to_status order by changes.changed_at, changes.history_position) filter (
-            where
-            changes.changed_by = 'creator'
-            and changes.changed_at is not null
-            and coalesce(to_statuses.is_creator_response, false)
-        ))[1] as response_type,
+        {{ csinfra_first_by(
+            'changes.to_status',
+            ['changes.changed_at', 'changes.history_position'],
+            where="changes.changed_by = 'creator' and changes.changed_at is not null"
+                ~ " and coalesce(to_statuses.is_creator_response, false)",
+        ) }} as response_type,
         min(changes.changed_at) filter (where changes.to_status = 'accepted') as accepted_at
     from {{ ref('int_offer_status_changes') }} as changes
     left join offer_statuses as to_statuses on changes.to_status = to_statuses.offer_status

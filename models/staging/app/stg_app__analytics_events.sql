@@ -15,12 +15,12 @@ renamed as (
         "eventData" as event_data,
         "sessionId" as session_id,
         "createdAt" as created_at,
-        "eventData" ->> 'offerId' as offer_id,
-        "eventData" ->> 'collabId' as collaboration_id,
-        "eventData" ->> 'creatorProfileId' as creator_profile_id,
-        "eventData" ->> 'hostProfileId' as host_profile_id,
-        "eventData" ->> 'response' as response,
-        "eventData" ->> 'source' as view_source
+        {{ csinfra_json_text('"eventData"', 'offerId') }} as offer_id,
+        {{ csinfra_json_text('"eventData"', 'collabId') }} as collaboration_id,
+        {{ csinfra_json_text('"eventData"', 'creatorProfileId') }} as creator_profile_id,
+        {{ csinfra_json_text('"eventData"', 'hostProfileId') }} as host_profile_id,
+        {{ csinfra_json_text('"eventData"', 'response') }} as response,
+        {{ csinfra_json_text('"eventData"', 'source') }} as view_source
     from source
 )
 

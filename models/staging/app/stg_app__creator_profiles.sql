@@ -4,7 +4,7 @@ with
 source as (
     select
         creator_profiles.*,
-        creator_profiles.xmin as row_version
+        {{ csinfra_row_version('creator_profiles') }} as row_version
     from {{ source('app', 'creator_profiles') }} as creator_profiles
 ),
 
@@ -25,8 +25,8 @@ renamed as (
         "isPublic" as is_public,
         "createdAt" as created_at,
         "updatedAt" as updated_at,
-        "trustTier"::text as trust_tier,
-        "readinessState"::text as readiness_state,
+        cast("trustTier" as {{ dbt.type_string() }}) as trust_tier,
+        cast("readinessState" as {{ dbt.type_string() }}) as readiness_state,
         "readinessBlockers" as readiness_blockers,
         "profileCompleteness" as profile_completeness,
         "firstOfferReceivedAt" as first_offer_received_at,

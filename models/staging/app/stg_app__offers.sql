@@ -4,7 +4,7 @@ with
 source as (
     select
         offers.*,
-        offers.xmin as row_version
+        {{ csinfra_row_version('offers') }} as row_version
     from {{ source('app', 'offers') }} as offers
 ),
 

@@ -253,27 +253,47 @@ def marts_cmd(
             "--lookback", help="Incremental re-read window (dbt var events_lookback, default '3 days')."
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="postgres (the database, default) or spark (local Spark, from the lake of `csinfra lake export`).",
+        ),
+    ] = "postgres",
+    lake: Annotated[
+        Path | None,
+        typer.Option("--lake", help="With --engine spark: the lake (default CSINFRA_LAKE_DIR, else ./lake)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Build the analysts' marts (funnels, activation, blockers, trust tiers, search ranking) and test them.
 
-    Runs the staging, intermediate and mart models with their tests; never the write-back."""
+    Runs the staging, intermediate and mart models with their tests; never the write-back. With --engine spark,
+    builds the same marts on Spark from the lake (no tests there yet; the write-back stays on PostgreSQL)."""
     from . import marts
 
-    result = marts.build_marts(
-        target(),
-        state.app_schema,
-        full_refresh=full_refresh,
-        run_tests=not skip_tests,
-        as_of=as_of,
-        lookback=lookback,
-    )
+    if engine not in ("postgres", "spark"):
+        raise typer.BadParameter("expected postgres or spark", param_hint="--engine")
+    if engine == "spark":
+        from . import lake as lake_mod
+
+        result = marts.build_marts_on_spark(target(), state.app_schema, lake_mod.lake_dir(lake), as_of=as_of)
+    else:
+        result = marts.build_marts(
+            target(),
+            state.app_schema,
+            full_refresh=full_refresh,
+            run_tests=not skip_tests,
+            as_of=as_of,
+            lookback=lookback,
+        )
     summary = {
         "ok": result.returncode == 0,
         "seconds": round(result.seconds, 2),
         "schema": marts.marts_schema(),
+        "engine": engine,
         "fullRefresh": full_refresh,
-        "tests": not skip_tests,
+        "tests": not skip_tests and engine == "postgres",
         "dbt": result.summary,
         "log": str(result.log_path),
     }
@@ -282,7 +302,8 @@ def marts_cmd(
     elif result.returncode == 0:
         counts = ", ".join(f"{k}={v}" for k, v in result.summary.items())
         out.print(
-            f"marts built in schema {marts.marts_schema()} ({result.seconds:.1f} s; {counts})", markup=False
+            f"marts built {'on Spark, ' if engine == 'spark' else ''}in schema {marts.marts_schema()} ({result.seconds:.1f} s; {counts})",
+            markup=False,
         )
     if result.returncode != 0:
         raise fail(

@@ -123,7 +123,9 @@ def lake_dir(explicit: str | os.PathLike | None = None) -> Path:
 
 # PostgreSQL type (format_type) -> (Arrow type, the SELECT expression's cast)
 def _arrow_type(pg_type: str) -> tuple[pa.DataType, str | None]:
-    base = re.sub(r"\(\d+(,\s*\d+)?\)", "", pg_type).strip()  # timestamp(3) without time zone -> timestamp without …
+    base = re.sub(
+        r"\(\d+(,\s*\d+)?\)", "", pg_type
+    ).strip()  # timestamp(3) without time zone -> timestamp without …
     if pg_type.endswith("[]"):
         return pa.list_(pa.string()), "text[]"
     return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -39,6 +40,40 @@ class MartsResult:
     seconds: float
     log_path: Path
     summary: dict[str, int]
+
+
+def spark_dir() -> Path:
+    """Where Spark keeps its metastore and warehouse (CSINFRA_SPARK_DIR, else .csinfra/spark)."""
+    chosen = os.environ.get("CSINFRA_SPARK_DIR")
+    return Path(chosen).resolve() if chosen else project_root() / ".csinfra" / "spark"
+
+
+def build_marts_on_spark(
+    target: Target, app_schema: str, lake: Path, as_of: str | None = None
+) -> MartsResult:
+    """`dbt build` of the marts on Spark (profiles.yml target `spark`, local mode) from the lake `csinfra lake
+    export` wrote: the catalogs (seeds) and the models of selector marts_lake. The write-back is not among them:
+    it writes the application's tables, so it stays on PostgreSQL."""
+    if as_of is not None and not AS_OF_PATTERN.match(as_of):
+        raise CsinfraError(f"--as-of must look like 2026-11-01 or '2026-11-01 12:00:00', not {as_of!r}")
+    if not (lake / "_manifest.json").is_file():
+        raise CsinfraError(f"{lake} holds no export (run `csinfra lake export --lake {lake}` first)")
+    state = spark_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    env = {"CSINFRA_LAKE_DIR": str(lake.resolve()), "CSINFRA_SPARK_DIR": str(state)}
+    args = ["build", "--target", "spark", "--selector", "marts_lake", *LOAD_AND_RUN]
+    log_path = project_root() / "target" / "csinfra_marts_spark.log"
+    log_path.parent.mkdir(exist_ok=True)
+    started, wall_start = time.monotonic(), time.time()
+    proc = run_dbt(target, app_schema, args, {"marts_as_of": as_of} if as_of else None, log_path, env=env)
+    rc = proc.wait()
+    results = dbt_run_results(wall_start)
+    return MartsResult(
+        returncode=rc,
+        seconds=time.monotonic() - started,
+        log_path=log_path,
+        summary=dbt_summary(results) if results else {},
+    )
 
 
 def build_marts(

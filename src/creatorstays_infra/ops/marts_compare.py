@@ -1,0 +1,90 @@
+"""Compare the marts built on PostgreSQL with the same marts built on Spark from the lake, row for row.
+
+    python -m creatorstays_infra.ops.marts_compare --spark-warehouse DIR [--schema csinfra] [--tolerance 1e-9]
+
+PostgreSQL is the database the libpq variables name; the Spark tables are read from their Parquet files in the
+warehouse directory (DIR/<schema>.db/<table>), so no Spark session is needed. Exit 1 on any difference."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pyarrow.dataset as ds
+
+from .marts import MART_MODELS
+
+
+def normal(value, tolerance: float):
+    """A value in a form both engines agree on: numbers as floats rounded to the tolerance, JSON text parsed,
+    timestamps naive, lists as tuples."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float | Decimal):
+        f = float(value)
+        digits = max(0, -int(f"{tolerance:e}".split("e")[1]))
+        return round(f, digits) + 0.0
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return normal(json.loads(value), tolerance)
+        except ValueError:
+            return value
+    if isinstance(value, dict):
+        return tuple(sorted((k, normal(v, tolerance)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(normal(v, tolerance) for v in value)
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, date):
+        return value
+    return value
+
+
+def rows_of(columns, rows, tolerance):
+    return sorted((tuple(normal(r[c], tolerance) for c in columns) for r in rows), key=repr)
+
+
+def compare(conn: psycopg.Connection, schema: str, warehouse: Path, tolerance: float) -> dict[str, str]:
+    problems = {}
+    for mart in MART_MODELS:
+        cur = conn.execute(f'select * from "{schema}"."{mart}"')
+        pg_columns = [d.name for d in cur.description]
+        pg_rows = [dict(zip(pg_columns, r, strict=True)) for r in cur.fetchall()]
+        table = ds.dataset(warehouse / f"{schema}.db" / mart, format="parquet").to_table()
+        spark_rows = table.to_pylist()
+        if set(table.column_names) != set(pg_columns):
+            problems[mart] = f"columns differ: {sorted(set(table.column_names) ^ set(pg_columns))}"
+            continue
+        a, b = rows_of(pg_columns, pg_rows, tolerance), rows_of(pg_columns, spark_rows, tolerance)
+        if a != b:
+            only_pg = [r for r in a if r not in b][:3]
+            only_spark = [r for r in b if r not in a][:3]
+            problems[mart] = (
+                f"{len(a)} vs {len(b)} rows; only on PostgreSQL {only_pg}; only on Spark {only_spark}"
+            )
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spark-warehouse", type=Path, required=True)
+    parser.add_argument("--schema", default="csinfra")
+    parser.add_argument("--tolerance", type=float, default=1e-9)
+    args = parser.parse_args()
+    with psycopg.connect() as conn:
+        problems = compare(conn, args.schema, args.spark_warehouse, args.tolerance)
+    for mart, problem in problems.items():
+        print(f"{mart}: {problem}")
+    print("identical" if not problems else f"{len(problems)} mart(s) differ")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
