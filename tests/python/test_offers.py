@@ -254,7 +254,11 @@ def test_status_change_appends_history_atomically(built_db):
             ("pending", "countered", "creator"),
         ]
         assert history[1]["reason"] == "Can you add a night?" and history[1]["changedAt"].endswith("Z")
-        assert datetime.fromisoformat(history[1]["changedAt"])
+        # written now (the library's clock, checked against the database's, same machine)
+        now = conn.execute("select now() at time zone 'UTC'").fetchone()[0]
+        changed_at = datetime.fromisoformat(history[1]["changedAt"]).replace(tzinfo=None)
+        assert abs(changed_at - now) < timedelta(seconds=5), (changed_at, now)
+        assert history[1] == change.entry()  # stored exactly as returned
         conn.commit()
 
 
