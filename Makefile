@@ -82,10 +82,11 @@ test: install browser prisma java lint test-python
 
 lint: lint-sql lint-python
 
+# The rule models render the catalogs when they compile: sqlfluff's dbt templater needs them loaded (dbt seed)
+# in the lint database first.
 lint-sql: install
 	$(BIN)/squawk --config .squawk.toml scripts/migrations/*/migration.sql scripts/migrations/*/extras.sql
 	$(BIN)/squawk --config scripts/migrations/squawk-down.toml scripts/migrations/*/down.sql
-	# the rule models render the catalogs when they compile: load them (dbt seed) into the lint database first
 	$(EMBEDDED) sh -c 'eval "$$($(BIN)/csinfra db env)" && $(BIN)/dbt seed --quiet --project-dir . --profiles-dir . && $(BIN)/sqlfluff lint models'
 
 lint-python: install

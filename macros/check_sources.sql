@@ -6,8 +6,9 @@
   column, instead of an error deep in some model.
 -#}
 {% macro csinfra_check_sources() %}
-    {#- the application's PostgreSQL only: nothing to check or grant where the marts build from the lake -#}
-    {%- if not execute or target.type != 'postgres' -%}{{ return('') }}{%- endif -%}
+    {#- the application's PostgreSQL only: nothing to check or grant where the marts build from the lake; and
+        nothing to check when only the catalogs load (`dbt seed` reads no source) -#}
+    {%- if not execute or target.type != 'postgres' or flags.WHICH == 'seed' -%}{{ return('') }}{%- endif -%}
     {%- set wanted = [] -%}
     {%- for node in graph.sources.values() if node.package_name == project_name -%}
         {%- do wanted.append('(' ~ csinfra_quote(node.schema) ~ ', ' ~ csinfra_quote(node.identifier) ~ ', null)') -%}

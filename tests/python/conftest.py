@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import hypothesis
 import psycopg
 import pytest
 from psycopg import sql
@@ -312,3 +313,38 @@ def rewrite_seed(project: Path, name: str, change) -> None:
         writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
+
+
+# -- hypothesis: every property's example count, named here, scaled by the profile ---------------------------
+# HYPOTHESIS_PROFILE=ci (default, what make test runs) or thorough (5 x the examples, for a long run).
+PROPERTY_EXAMPLES = {
+    "online_path_equals_the_rules": 150,  # one creator per example, about 25 ms each
+    "online_and_batch_write_identical_rows": 10,  # 20-40 creators per example and one backfill (~3 s) each
+    "offer_validation_equals_the_sql_model": 300,  # one offer per example
+}
+_PROFILE_SCALE = {"ci": 1, "thorough": 5}
+hypothesis.settings.register_profile(
+    "ci",
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture, hypothesis.HealthCheck.too_slow],
+    print_blob=True,
+)
+hypothesis.settings.register_profile("thorough", parent=hypothesis.settings.get_profile("ci"))
+_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+if _PROFILE not in _PROFILE_SCALE:
+    raise pytest.UsageError(f"HYPOTHESIS_PROFILE must be one of {sorted(_PROFILE_SCALE)}, not {_PROFILE!r}")
+hypothesis.settings.load_profile(_PROFILE)
+
+
+# batches of 20+ creators per example on purpose: each example costs a backfill, so fewer, larger ones cover more
+_LARGE_EXAMPLES = {"online_and_batch_write_identical_rows"}
+
+
+def property_settings(name: str) -> hypothesis.settings:
+    """The settings of the property `name`: its example count (PROPERTY_EXAMPLES, scaled by the profile)."""
+    checks = list(hypothesis.settings.default.suppress_health_check)
+    if name in _LARGE_EXAMPLES:
+        checks.append(hypothesis.HealthCheck.large_base_example)
+    return hypothesis.settings(
+        max_examples=PROPERTY_EXAMPLES[name] * _PROFILE_SCALE[_PROFILE], suppress_health_check=checks
+    )

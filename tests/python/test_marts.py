@@ -3,6 +3,7 @@ incremental = full refresh, the leak guards, documentation, and the HTML report 
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import shutil
@@ -342,6 +343,49 @@ def test_search_ranking_prefers_trust(marts_db):
     assert sum(by_tier["PROVEN"]) / len(by_tier["PROVEN"]) > sum(by_tier["VERIFIED"]) / len(
         by_tier["VERIFIED"]
     )
+
+
+def test_search_ranking_isolates_the_trust_weight(marts_db):
+    """Three creators equal in every component but the stored trust tier (same profile, no views, no
+    collaborations): their scores differ by exactly weight(trust_tier) × the tiers' score gap. With a trust
+    weight of 0 they would tie: the earlier test's PROVEN > VERIFIED holds through completed collaborations too."""
+    project = yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"]["search_ranking"]
+    with (ROOT / "seeds" / "trust_tiers.csv").open() as f:
+        tier_score = {r["trust_tier"]: float(r["search_score"]) for r in csv.DictReader(f)}
+    weight = float(project["weights"]["trust_tier"])
+    assert weight > 0 and tier_score["PROVEN"] > tier_score["VERIFIED"] > tier_score["NEW"]
+    twins = {"twin_new": "NEW", "twin_verified": "VERIFIED", "twin_proven": "PROVEN"}
+    with marts_db.connect() as conn:
+        for cid, tier in twins.items():
+            user = f"u_{cid}"
+            conn.execute(
+                """insert into users (id, email, "updatedAt") values (%s, %s, now())""",
+                (user, f"{cid}@example.test"),
+            )
+            conn.execute(
+                """insert into creator_profiles (id, "userId", handle, "displayName", bio, niches, deliverables,
+                   "minimumFlatFee", "avatarUrl", "instagramConnected", "isActive", "isPublic", "updatedAt",
+                   "trustTier", "readinessState", "readinessBlockers", "profileCompleteness")
+                   values (%s, %s, %s, 'Twin', 'Bio', '{travel}', '{reel}', 5000, 'https://a', true, true, true, now(),
+                   %s, 'READY', '[]', 1.0)""",
+                (cid, user, cid, tier),
+            )
+        conn.commit()
+    marts_db.dbt("build", *LOAD_AND_RUN, "--selector", "marts", vars_={"marts_as_of": AS_OF})
+    with marts_db.connect() as conn:
+        scores = dict(
+            conn.execute(
+                "select creator_profile_id, search_score from csinfra.rpt_creator_search_ranking "
+                "where creator_profile_id = any(%s)",
+                (list(twins),),
+            ).fetchall()
+        )
+    gap = {cid: float(scores[cid]) - float(scores["twin_new"]) for cid in twins}
+    assert gap["twin_new"] == 0
+    assert gap["twin_verified"] == pytest.approx(
+        weight * (tier_score["VERIFIED"] - tier_score["NEW"]), abs=2e-6
+    )
+    assert gap["twin_proven"] == pytest.approx(weight * (tier_score["PROVEN"] - tier_score["NEW"]), abs=2e-6)
 
 
 # -- incremental = full refresh --------------------------------------------------------------------------

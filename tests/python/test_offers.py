@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 
 import psycopg
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import oracle
+from conftest import property_settings
 from creatorstays_infra import (
     ConflictError,
     InvalidTransition,
@@ -50,7 +51,7 @@ def offers_db(built_db):
     return built_db
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@property_settings("offer_validation_equals_the_sql_model")
 @given(terms=terms_st, explicit_stay=st.one_of(st.none(), st.sampled_from([0, 5000, -100]), INT32))
 # always tried: an explicit 0 with nights falls back to the estimate (docs/rules.md §5)
 @example(
