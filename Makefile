@@ -15,7 +15,7 @@ EMBEDDED := env -u DATABASE_URL -u PGHOST -u PGHOSTADDR -u PGPORT -u PGDATABASE 
 
 PRISMA_STAMP := prisma/node_modules/.installed-$(shell cat prisma/package-lock.json | cksum | cut -d' ' -f1)
 
-.PHONY: install browser prisma java demo demo-spark test lint lint-sql lint-python test-python bench bench-backfill bench-latency bench-marts bench-sequence clean db-stop
+.PHONY: install browser prisma java demo demo-spark mutation test lint lint-sql lint-python test-python bench bench-backfill bench-latency bench-marts bench-sequence clean db-stop
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -77,6 +77,11 @@ demo-spark: install java
 	$(EMBEDDED) $(BIN)/csinfra marts --engine spark --lake lake --as-of '$(AS_OF)'
 	$(EMBEDDED) $(BIN)/csinfra marts --skip-tests --as-of '$(AS_OF)'
 	$(EMBEDDED) sh -c 'eval "$$($(BIN)/csinfra db env)" && $(BIN)/python -m creatorstays_infra.ops.marts_compare --spark-warehouse .csinfra/spark/warehouse'
+
+# Proves the suite bites: one rule constant, one message, one nullability and the blockers' order changed in a
+# scratch copy, each must make a test fail (scripts/mutation/run.py).
+mutation: install
+	$(EMBEDDED) $(BIN)/python scripts/mutation/run.py
 
 test: install browser prisma java lint test-python
 

@@ -347,12 +347,16 @@ def test_migration_under_live_writes_loses_no_write(pre_db):
                     continue
                 committed_bios[cid] = bio
                 committed_offers.append(oid)
+                commit_times.append(time.monotonic())
 
+    commit_times: list[float] = []
     t = threading.Thread(target=writer)
     t.start()
     try:
         time.sleep(0.5)
+        migration_started = time.monotonic()
         result = pre_db.cli("migrate", "up", "--lock-timeout", "500ms", check=True)
+        migration_ended = time.monotonic()
         time.sleep(0.5)
     finally:
         stop.set()
@@ -360,6 +364,10 @@ def test_migration_under_live_writes_loses_no_write(pre_db):
     assert "applied" in result.stdout
     assert len(committed_offers) > 20
     assert not errors, errors[:3]
+    # the writes really raced the migration: some committed while `migrate up` ran, and some after it
+    during = [c for c in commit_times if migration_started < c < migration_ended]
+    assert during, (migration_started, migration_ended, commit_times[:3], commit_times[-3:])
+    assert any(c > migration_ended for c in commit_times)
     with pre_db.connect(autocommit=True) as conn:
         stored = dict(
             conn.execute(
@@ -482,6 +490,10 @@ def test_rollback_waits_for_writers_so_no_event_lands_after_the_archive(applied_
         t.join()
         writer.close()
     assert "archived 1 audit_logs" in down.stdout
+    # it did wait: the first attempt ran into the writer's lock and the step succeeded on a later one
+    attempts = [int(n) for n in re.findall(r"\((\d+) attempts?\)", down.stdout)]
+    assert attempts and max(attempts) >= 2, down.stdout
+    assert "lock timeout (attempt 1/9)" in down.stdout + down.stderr
 
 
 def _offer_values(db) -> dict[str, tuple]:
