@@ -40,6 +40,22 @@ def test_a_complete_profile_with_oauth_is_ready_and_verified():
     assert r.is_ready and is_ready(COMPLETE)
 
 
+@pytest.mark.parametrize(
+    ("missing", "completeness", "tier"),
+    [
+        # docs/rules.md §4: OAuth and completeness >= 0.8 is VERIFIED; the weights (8 in all) put 0.8125 and 0.75 on
+        # either side of it
+        ({"bio": None}, 7 / 8, "VERIFIED"),
+        ({"bio": None, "avatarUrl": None}, 6.5 / 8, "VERIFIED"),
+        ({"bio": None, "handle": " "}, 6 / 8, "NEW"),
+        ({"bio": None, "handle": " ", "avatarUrl": None}, 5.5 / 8, "NEW"),
+    ],
+)
+def test_verified_needs_completeness_of_at_least_0_8(missing, completeness, tier):
+    r = compute_readiness({**COMPLETE, **missing})
+    assert (r.profile_completeness, r.trust_tier) == (completeness, tier)
+
+
 def test_without_oauth_pending_and_blockers_in_the_specified_order():
     r = compute_readiness({**COMPLETE, "tiktokConnected": False})
     assert (r.readiness_state, r.readiness_blockers) == ("PENDING_OAUTH", ["no_social_connected"])
