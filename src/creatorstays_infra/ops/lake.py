@@ -291,6 +291,7 @@ def export(
         _clean_leftovers(lake, manifest, names)
         results: dict[str, TableExport] = {}
         staged: dict[str, tuple[_Writer | dict[str, _Writer], TableExport]] = {}
+        run_settings = _RunSettings(lake, run_id, full, lookback, batch_rows, file_rows, on_progress)
         conn.autocommit = False
         try:
             conn.execute("set transaction isolation level repeatable read, read only")
@@ -304,20 +305,7 @@ def export(
                 tmp = lake / table / f".tmp-{run_id}"
                 if table in EVENT_TABLES:
                     staged[table] = _export_events(
-                        conn,
-                        table,
-                        query,
-                        schema,
-                        tmp,
-                        run_id,
-                        previous,
-                        lake,
-                        full,
-                        lookback,
-                        batch_rows,
-                        file_rows,
-                        on_progress,
-                        t0,
+                        conn, table, query, schema, tmp, previous, t0, run_settings
                     )
                 else:
                     writer = _Writer(tmp, schema, run_id, file_rows)
@@ -377,22 +365,20 @@ def _rows_of(lake: Path, files: list[str]) -> int:
     return sum(pq.ParquetFile(lake / f).metadata.num_rows for f in files)
 
 
-def _export_events(
-    conn,
-    table,
-    query,
-    schema,
-    tmp,
-    run_id,
-    previous,
-    lake,
-    full,
-    lookback,
-    batch_rows,
-    file_rows,
-    on_progress,
-    t0,
-):
+@dataclass(frozen=True)
+class _RunSettings:
+    lake: Path
+    run_id: str
+    full: bool
+    lookback: timedelta
+    batch_rows: int
+    file_rows: int
+    on_progress: Callable[[str, int, float], None] | None
+
+
+def _export_events(conn, table, query, schema, tmp, previous, t0, run: _RunSettings):
+    lake, run_id, full, lookback = run.lake, run.run_id, run.full, run.lookback
+    batch_rows, file_rows, on_progress = run.batch_rows, run.file_rows, run.on_progress
     created = EVENT_TABLES[table]
     since: date | None = None
     mode = "full"
