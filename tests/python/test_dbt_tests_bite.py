@@ -64,6 +64,13 @@ CASES = [
         "csinfra_exactly_one_true_creator_blockers_is_oauth_blocker",
     ),
     (
+        # an unknown collaboration status fails verification (it was a warning, which no run would notice)
+        "relationships (collaboration status)",
+        ["update collaborations set status = 'archived' where id = (select min(id) from collaborations)"],
+        "test_name:relationships,stg_app__collaborations",
+        "relationships_stg_app__collaborations_status",
+    ),
+    (
         "assert_creators_stored_equal_derived",
         [f"""update creator_profiles set "profileCompleteness" = 0.123 where id = {FIRST_CREATOR}"""],
         "assert_creators_stored_equal_derived",
