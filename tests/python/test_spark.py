@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from psycopg import sql
+
 from creatorstays_infra.ops import marts_compare
 from creatorstays_infra.ops.dbt import LOAD_AND_RUN
 from creatorstays_infra.ops.marts import MART_MODELS
@@ -35,7 +37,12 @@ def test_the_marts_on_spark_equal_the_marts_on_postgresql(marts_db, tmp_path):
     # the same marts on PostgreSQL, at the same moment
     marts_db.dbt("build", *LOAD_AND_RUN, "--selector", "marts", vars_={"marts_as_of": AS_OF})
     with marts_db.connect() as conn:
-        counts = {m: conn.execute(f"select count(*) from csinfra.{m}").fetchone()[0] for m in MART_MODELS}
+        counts = {
+            m: conn.execute(
+                sql.SQL("select count(*) from {}").format(sql.Identifier("csinfra", m))
+            ).fetchone()[0]
+            for m in MART_MODELS
+        }
         problems = marts_compare.compare(conn, "csinfra", spark / "warehouse", 1e-9)
     assert problems == {}
     assert all(n > 0 for n in counts.values()), counts

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pyarrow.dataset as ds
+from psycopg import sql
 
 from .marts import MART_MODELS
 
@@ -54,7 +55,7 @@ def rows_of(columns, rows, tolerance):
 def compare(conn: psycopg.Connection, schema: str, warehouse: Path, tolerance: float) -> dict[str, str]:
     problems = {}
     for mart in MART_MODELS:
-        cur = conn.execute(f'select * from "{schema}"."{mart}"')
+        cur = conn.execute(sql.SQL("select * from {}").format(sql.Identifier(schema, mart)))
         pg_columns = [d.name for d in cur.description]
         pg_rows = [dict(zip(pg_columns, r, strict=True)) for r in cur.fetchall()]
         table = ds.dataset(warehouse / f"{schema}.db" / mart, format="parquet").to_table()
