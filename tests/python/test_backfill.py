@@ -186,11 +186,20 @@ def test_verify_reports_stats_and_drift(built_db):
     ok = built_db.cli("verify", "--json", check=True)
     report = json.loads(ok.stdout)
     assert set(report) >= {"totalCreators", "stats", "drift"}
-    assert (
-        report["totalCreators"]
-        == sum(report["stats"]["trustTier"].values())
-        == sum(report["stats"]["readinessState"].values())
-    )
+    # every count against the database's own, taken here and not from verify's queries
+    with built_db.connect(autocommit=True) as conn:
+        total = conn.execute("select count(*) from creator_profiles").fetchone()[0]
+        by_tier = dict(
+            conn.execute('select "trustTier"::text, count(*) from creator_profiles group by 1').fetchall()
+        )
+        by_state = dict(
+            conn.execute(
+                'select "readinessState"::text, count(*) from creator_profiles group by 1'
+            ).fetchall()
+        )
+    assert report["totalCreators"] == total
+    assert {k: v for k, v in report["stats"]["trustTier"].items() if v} == by_tier
+    assert {k: v for k, v in report["stats"]["readinessState"].items() if v} == by_state
     assert report["drift"]["total"] == 0
     with built_db.connect(autocommit=True) as conn:
         _tier, cid = conn.execute(
@@ -208,11 +217,24 @@ def test_verify_reports_stats_and_drift(built_db):
     assert report["invariantViolations"]["isValidDisagreesWithErrors"] == 1
 
 
+def table_row_versions(db, table: str) -> dict:
+    with db.connect(autocommit=True) as conn:
+        return dict(
+            conn.execute(sql.SQL("select id, xmin::text from {}").format(sql.Identifier(table))).fetchall()
+        )
+
+
 def test_backfill_cli_reports_progress_summary_and_requires_the_migration(applied_db, pre_db):
+    before = {table: table_row_versions(applied_db, table) for table in ("creator_profiles", "offers")}
     result = applied_db.cli("backfill", "--json", "--batch-size", "100", check=True)
     summary = json.loads(result.stdout)
     creators = summary["models"]["wb_creator_profiles"]
     assert summary["ok"] and creators["written"] == creators["changedRowsFound"] > 0
+    # "written" is what the database saw: the rows whose version changed, counted from the rows
+    for model, table in (("wb_creator_profiles", "creator_profiles"), ("wb_offers", "offers")):
+        after = table_row_versions(applied_db, table)
+        changed = sum(1 for row_id, version in after.items() if before[table].get(row_id) != version)
+        assert summary["models"][model]["written"] == changed, model
     assert creators["rowsScanned"] == applied_db.scalar("select count(*) from creator_profiles")
     assert summary["models"]["wb_offers"]["rowsScanned"] == applied_db.scalar("select count(*) from offers")
     assert creators["batches"] == -(-creators["changedRowsFound"] // 100)
@@ -368,6 +390,7 @@ def test_backfill_under_concurrent_online_writes_loses_nothing(built_db):
     last_ig: dict[str, bool] = {}
     offers_written: list[str] = []
     errors: list[BaseException] = []
+    commit_times: list = []
     stop = threading.Event()
     lock = threading.Lock()
 
@@ -393,11 +416,16 @@ def test_backfill_under_concurrent_online_writes_loses_nothing(built_db):
                                 (f"live_{n}_{i}", host, cid, rng.choice([0, 4000, 20000])),
                             )
                         update_creator_readiness(conn, cid)
-                except psycopg.Error as exc:
+                        # the database's clock, to place this commit against the write-back's own log
+                        committed_at = conn.execute("select clock_timestamp()").fetchone()[0]
+                except BaseException as exc:  # noqa: BLE001 — any failure fails the test, not only the database's
                     errors.append(exc)
+                    if not isinstance(exc, psycopg.Error):
+                        return
                     continue
                 with lock:
                     last_bio[cid], last_ig[cid] = bio, ig
+                    commit_times.append(committed_at)
                     if i % 3 == 0:
                         offers_written.append(f"live_{n}_{i}")
 
@@ -416,6 +444,14 @@ def test_backfill_under_concurrent_online_writes_loses_nothing(built_db):
     assert not errors, errors[:3]
     assert len(last_bio) > 10
     with applied_db.connect(autocommit=True) as conn:
+        # the writes really raced the write-back: some committed between its start and its end
+        started, finished = conn.execute(
+            """select started_at, finished_at from csinfra.writeback_log
+               where model = 'wb_creator_profiles' order by started_at desc limit 1"""
+        ).fetchone()
+        during = [c for c in commit_times if started < c < finished]
+        assert during, (started, finished, min(commit_times), max(commit_times))
+        assert any(c > finished for c in commit_times)
         stored = {
             r[0]: (r[1], r[2])
             for r in conn.execute(
