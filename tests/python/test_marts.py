@@ -18,6 +18,7 @@ import yaml
 from psycopg import sql
 
 import oracle
+from creatorstays_infra import record_offer_status_change, update_creator_readiness
 from creatorstays_infra.errors import CsinfraError
 from creatorstays_infra.ops import demo
 from creatorstays_infra.ops.dbt import LOAD_AND_RUN
@@ -434,6 +435,136 @@ def test_incremental_models_equal_a_full_refresh(applied_db):
     ) == db.scalar(
         """select count(distinct "eventData"->>'offerId') from analytics_events where "eventType" = 'offer_sent'"""
     )
+
+
+MUTABLE_MARTS = (
+    "dim_creators",
+    "fct_creator_activation",
+    "rpt_creator_dashboard_blockers",
+    "fct_offer_funnel",
+)
+
+
+def row_versions(db, table: str, key: str) -> dict:
+    with db.connect(autocommit=True) as conn:
+        return dict(
+            conn.execute(
+                sql.SQL("select {}, xmin::text from {}").format(
+                    sql.Identifier(key), sql.Identifier(SCHEMA, table)
+                )
+            ).fetchall()
+        )
+
+
+def test_incremental_marts_follow_every_kind_of_write_and_touch_nothing_else(marts_db):
+    """The marts built from the application's mutable rows are incremental, driven by the rows' versions: after
+    writes of every kind (the application's edits and the online path, a tier set as the write-back sets it, with
+    no updatedAt, a login, a status change with history, a completed collaboration, an offer deleted, one back to
+    draft, a creator deleted, a creator left without blockers, new funnel events), the incremental build equals a
+    full refresh table for table; and it rewrote the rows those writes reach, not the others."""
+    db = marts_db
+    db.dbt(*MARTS_RUN, vars_={"marts_as_of": AS_OF})  # every mart built once, the marks set
+    before = {
+        m: row_versions(db, m, "offer_id" if m == "fct_offer_funnel" else "creator_profile_id")
+        for m in ("dim_creators", "fct_offer_funnel")
+    }
+    with db.connect() as conn:
+        one = lambda q, p=None: conn.execute(q, p).fetchone()
+        edited = one("""select id from creator_profiles where bio is not null order by id limit 1""")[0]
+        conn.execute(
+            """update creator_profiles set bio = null, "updatedAt" = now() where id = %s""", (edited,)
+        )
+        update_creator_readiness(conn, edited)
+        completed = one(
+            """select id from creator_profiles where "readinessState" <> 'READY' and "userId" is not null
+               order by id limit 1"""
+        )[0]
+        conn.execute(
+            """update creator_profiles set "displayName" = 'Ready Now', handle = 'ready_now', bio = 'a bio',
+                      niches = '{travel}', deliverables = '{reel}', "minimumFlatFee" = 20000,
+                      "instagramConnected" = true, "updatedAt" = now() where id = %s""",
+            (completed,),
+        )
+        update_creator_readiness(conn, completed)
+        tiered = one(
+            """select c.id from creator_profiles as c where exists (select 1 from offers where "creatorProfileId" = c.id)
+               and "trustTier" = 'NEW' order by c.id limit 1"""
+        )[0]
+        conn.execute(
+            """update creator_profiles set "trustTier" = 'VERIFIED' where id = %s""", (tiered,)
+        )  # no updatedAt
+        logged_in = one(
+            """select id from creator_profiles where id not in (%s, %s, %s) order by id limit 1""",
+            (edited, completed, tiered),
+        )[0]
+        conn.execute(  # a login: the user account changes, the creator profile does not
+            """update users set "lastLoginAt" = '2026-11-20 10:00:00'
+               where id = (select "userId" from creator_profiles where id = %s)""",
+            (logged_in,),
+        )
+        pending = one("""select id from offers where status = 'pending' order by id limit 1""")[0]
+        record_offer_status_change(conn, pending, "pending", "declined", "creator")
+        to_draft = one(
+            """select o.id from offers as o where status = 'pending' and id <> %s
+               and not exists (select 1 from collaborations where "offerId" = o.id) order by id limit 1""",
+            (pending,),
+        )[0]
+        conn.execute("""update offers set status = 'draft' where id = %s""", (to_draft,))
+        deleted_offer = one(
+            """select o.id from offers as o where status <> 'draft' and id not in (%s, %s)
+               and not exists (select 1 from collaborations where "offerId" = o.id) order by id desc limit 1""",
+            (pending, to_draft),
+        )[0]
+        conn.execute("""delete from offers where id = %s""", (deleted_offer,))
+        collab = one("""select id from collaborations where status <> 'completed' order by id limit 1""")[0]
+        conn.execute(
+            """update collaborations set status = 'completed', "completedAt" = '2026-11-21 12:00:00' where id = %s""",
+            (collab,),
+        )
+        gone = one(
+            """select c.id from creator_profiles as c
+               where not exists (select 1 from collaborations where "creatorId" = c.id)
+                 and c.id not in (%s, %s, %s, %s)
+               order by c.id desc limit 1""",
+            (edited, completed, tiered, logged_in),
+        )[0]
+        conn.execute("""delete from offers where "creatorProfileId" = %s""", (gone,))
+        conn.execute("""delete from creator_profiles where id = %s""", (gone,))
+        viewed = one("""select id from offers where status = 'pending' order by id desc limit 1""")[0]
+        conn.execute(
+            """insert into audit_logs (id, action, "actorType", "actorId", "targetType", "targetId", metadata, "createdAt")
+               values ('audit_view_new', 'offer.viewed', 'user', 'u1', 'Offer', %s, '{}', now())""",
+            (viewed,),
+        )
+        conn.commit()
+    db.dbt(*MARTS_RUN, vars_={"marts_as_of": AS_OF})  # incremental
+    incremental = digests(db, (*INCREMENTAL, *MART_MODELS))
+    after = {
+        m: row_versions(db, m, "offer_id" if m == "fct_offer_funnel" else "creator_profile_id")
+        for m in before
+    }
+    db.dbt(*MARTS_RUN, "--full-refresh", vars_={"marts_as_of": AS_OF})
+    assert digests(db, (*INCREMENTAL, *MART_MODELS)) == incremental
+    # each write reached its mart rows ...
+    assert after["dim_creators"][edited] != before["dim_creators"][edited]
+    assert after["dim_creators"][tiered] != before["dim_creators"][tiered]
+    assert after["dim_creators"][logged_in] != before["dim_creators"][logged_in]
+    assert gone in before["dim_creators"] and gone not in after["dim_creators"]
+    assert to_draft in before["fct_offer_funnel"] and to_draft not in after["fct_offer_funnel"]
+    assert deleted_offer not in after["fct_offer_funnel"]
+    assert after["fct_offer_funnel"][pending] != before["fct_offer_funnel"][pending]
+    assert after["fct_offer_funnel"][viewed] != before["fct_offer_funnel"][viewed]
+    assert (
+        db.scalar(
+            mart_sql("select count(*) from {m}.rpt_creator_dashboard_blockers where creator_profile_id = %s"),
+            (completed,),
+        )
+        == 0
+    )
+    # ... and the build left the other rows as they were: it is incremental, not a rebuild
+    for mart, versions in after.items():
+        untouched = sum(1 for key, version in versions.items() if before[mart].get(key) == version)
+        assert untouched >= 0.8 * len(versions), (mart, untouched, len(versions))
 
 
 def test_an_event_older_than_the_lookback_needs_a_full_refresh(marts_db):

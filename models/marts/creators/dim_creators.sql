@@ -1,3 +1,18 @@
+{{
+    config(
+        materialized=csinfra_mutable_materialization(),
+        incremental_strategy='delete+insert',
+        unique_key='creator_profile_id',
+        on_schema_change='fail',
+        indexes=[{'columns': ['creator_profile_id'], 'unique': True}],
+        pre_hook="{{ csinfra_change_mark_begin() }}",
+        post_hook=[
+            "{{ csinfra_delete_vanished('creator_profile_id',
+                'select creator_profile_id as key from ' ~ ref('stg_app__creator_profiles')) }}",
+            "{{ csinfra_change_mark_commit() }}",
+        ],
+    )
+}}
 -- One row per creator profile: who they are in the marketplace and their Phase 1 state as stored,
 -- which is what the application shows (docs/rules.md §4). The backfill writes it by the rules and
 -- `csinfra verify` / the drift tests prove stored = rules; in a full `dbt run` this model waits for
@@ -5,7 +20,25 @@
 -- depends_on: {{ ref('wb_creator_profiles') }}
 -- No handle, name, bio, e-mail address, access token or IP address: only ids, flags, states, times
 -- (the creator's last login comes from their user account).
+--
+-- Incremental on PostgreSQL (macros/marts/change_marks.sql): a run re-derives the creators whose profile or
+-- user account was written since the last build, by anyone (the application, the write-back, SQL by hand),
+-- and deletes those that are gone.
 with
+{% if is_incremental() %}
+changed as (
+    select creator_profile_id
+    from {{ ref('stg_app__creator_profiles') }}
+    where {{ csinfra_changed_since_mark('row_version') }}
+
+    union
+
+    select profiles.creator_profile_id
+    from {{ ref('stg_app__users') }} as users
+    inner join {{ ref('stg_app__creator_profiles') }} as profiles on users.user_id = profiles.user_id
+    where {{ csinfra_changed_since_mark('users.row_version') }}
+),
+{% endif %}
 
 profiles as (
     select
@@ -24,6 +57,9 @@ profiles as (
         first_offer_responded_at,
         first_collab_completed_at
     from {{ ref('stg_app__creator_profiles') }}
+    {%- if is_incremental() %}
+    where creator_profile_id in (select changed.creator_profile_id from changed)
+    {%- endif %}
 ),
 
 users as (

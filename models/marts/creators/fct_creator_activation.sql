@@ -1,7 +1,25 @@
+{{
+    config(
+        materialized=csinfra_mutable_materialization(),
+        incremental_strategy='delete+insert',
+        unique_key='creator_profile_id',
+        on_schema_change='fail',
+        indexes=[{'columns': ['creator_profile_id'], 'unique': True}],
+        pre_hook="{{ csinfra_change_mark_begin() }}",
+        post_hook=[
+            "{{ csinfra_delete_vanished('creator_profile_id',
+                'select creator_profile_id as key from ' ~ ref('dim_creators')) }}",
+            "{{ csinfra_change_mark_commit() }}",
+        ],
+    )
+}}
 -- One row per creator: the activation path signed up -> profile complete -> ready -> first offer ->
 -- first response -> first completed collaboration, from dim_creators (the rules' derivation,
 -- docs/rules.md §4). Profile completion and readiness are states without a recorded time; the three
 -- "first" steps carry their timestamps.
+--
+-- Incremental on PostgreSQL (macros/marts/change_marks.sql): a run re-derives the creators whose
+-- dim_creators row was written since the last build.
 with
 
 creators as (
@@ -22,6 +40,9 @@ creators as (
         first_offer_responded_at,
         first_collab_completed_at
     from {{ ref('dim_creators') }}
+    {%- if is_incremental() %}
+    where {{ csinfra_changed_since_mark(ref('dim_creators') ~ '.xmin') }}
+    {%- endif %}
 ),
 
 final as (

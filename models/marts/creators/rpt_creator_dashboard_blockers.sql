@@ -1,5 +1,27 @@
+{{
+    config(
+        materialized=csinfra_mutable_materialization(),
+        incremental_strategy='delete+insert',
+        unique_key='creator_profile_id',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['dashboard_blocker_id'], 'unique': True},
+            {'columns': ['creator_profile_id']},
+        ],
+        pre_hook="{{ csinfra_change_mark_begin() }}",
+        post_hook=[
+            "{{ csinfra_delete_vanished('creator_profile_id',
+                'select creator_profile_id as key from ' ~ ref('dim_creators') ~ ' where blocker_count > 0',
+                'select coalesce(sum(blocker_count), 0) from ' ~ ref('dim_creators')) }}",
+            "{{ csinfra_change_mark_commit() }}",
+        ],
+    )
+}}
 -- One row per blocker a creator's dashboard shows (docs/rules.md §4): the creator's blockers in their
 -- rule order, each with its display message. A creator without blockers has no rows.
+--
+-- Incremental on PostgreSQL (macros/marts/change_marks.sql): a run replaces the rows of the creators whose
+-- dim_creators row was written since the last build, and deletes those of creators left without blockers.
 with
 
 creators as (
@@ -9,6 +31,9 @@ creators as (
         profile_completeness,
         readiness_blockers
     from {{ ref('dim_creators') }}
+    {%- if is_incremental() %}
+    where {{ csinfra_changed_since_mark(ref('dim_creators') ~ '.xmin') }}
+    {%- endif %}
 ),
 
 catalog as (

@@ -1,3 +1,18 @@
+{{
+    config(
+        materialized=csinfra_mutable_materialization(),
+        incremental_strategy='delete+insert',
+        unique_key='offer_id',
+        on_schema_change='fail',
+        indexes=[{'columns': ['offer_id'], 'unique': True}],
+        pre_hook="{{ csinfra_change_mark_begin() }}",
+        post_hook=[
+            "{{ csinfra_delete_vanished('offer_id',
+                'select offer_id as key from ' ~ ref('stg_app__offers') ~ ' where status is distinct from ' ~ csinfra_quote('draft')) }}",
+            "{{ csinfra_change_mark_commit() }}",
+        ],
+    )
+}}
 -- One row per sent offer (every status but draft): when it reached each funnel step (sent, viewed,
 -- responded, accepted, collaboration started, completed), the hours between steps, its value and the
 -- creator's trust tier (value, validity and tier as stored: what the application shows; the
@@ -7,7 +22,41 @@
 -- statusHistory, the analytics events and the audit trail (duplicate and late events change
 -- nothing). The is_* flags are monotone: a step counts as reached when any later step was, even
 -- where its own time is unknown (then its *_at column is NULL).
+--
+-- Incremental on PostgreSQL (macros/marts/change_marks.sql): a run re-derives the offers with a row written
+-- since the last build in any source it reads (the offer, its collaboration, its creator's dim_creators row,
+-- their funnel milestones), and deletes the offers that are gone or back to draft.
 with
+{% if is_incremental() %}
+changed_offers as (
+    select offer_id
+    from {{ ref('stg_app__offers') }}
+    where {{ csinfra_changed_since_mark('row_version') }}
+
+    union
+
+    select offer_id
+    from {{ ref('stg_app__collaborations') }}
+    where {{ csinfra_changed_since_mark('row_version') }}
+
+    union
+
+    select offers.offer_id
+    from {{ ref('dim_creators') }} as dim
+    inner join {{ ref('stg_app__offers') }} as offers on dim.creator_profile_id = offers.creator_profile_id
+    where {{ csinfra_changed_since_mark('dim.xmin') }}
+
+    union
+
+    select coalesce(collaborations.offer_id, milestones.subject_id) as offer_id
+    from {{ ref('int_funnel_milestones_recorded') }} as milestones
+    left join {{ ref('stg_app__collaborations') }} as collaborations
+        on
+            milestones.subject_type = 'collaboration'
+            and milestones.subject_id = collaborations.collaboration_id
+    where {{ csinfra_changed_since_mark('milestones.xmin') }}
+),
+{% endif %}
 
 offer_statuses as (
     -- the catalog (seeds/offer_statuses.csv): which statuses are a creator's response
@@ -38,7 +87,9 @@ offers as (
         total_value_cents,
         is_valid
     from {{ ref('stg_app__offers') }}
-    where status is distinct from 'draft'
+    where
+        status is distinct from 'draft'
+        and {{ csinfra_key_is_changed('offer_id', 'select changed_offers.offer_id from changed_offers') }}
 ),
 
 history as (
@@ -60,6 +111,7 @@ history as (
         min(changes.changed_at) filter (where changes.to_status = 'accepted') as accepted_at
     from {{ ref('int_offer_status_changes') }} as changes
     left join offer_statuses as to_statuses on changes.to_status = to_statuses.offer_status
+    where {{ csinfra_key_is_changed('changes.offer_id', 'select changed_offers.offer_id from changed_offers') }}
     group by changes.offer_id
 ),
 
@@ -72,7 +124,9 @@ offer_milestones as (
         min(first_detail) filter (where milestone = 'responded') as response_type,
         min(first_recorded_at) filter (where milestone = 'accepted') as accepted_at
     from {{ ref('int_funnel_milestones_recorded') }}
-    where subject_type = 'offer'
+    where
+        subject_type = 'offer'
+        and {{ csinfra_key_is_changed('subject_id', 'select changed_offers.offer_id from changed_offers') }}
     group by subject_id
 ),
 
@@ -84,6 +138,7 @@ collaborations as (
         created_at,
         completed_at
     from {{ ref('stg_app__collaborations') }}
+    where {{ csinfra_key_is_changed('offer_id', 'select changed_offers.offer_id from changed_offers') }}
 ),
 
 collaboration_milestones as (
@@ -93,7 +148,9 @@ collaboration_milestones as (
         min(first_recorded_at) filter (where milestone = 'completed') as completed_at,
         min(first_recorded_at) filter (where milestone = 'cancelled') as cancelled_at
     from {{ ref('int_funnel_milestones_recorded') }}
-    where subject_type = 'collaboration'
+    where
+        subject_type = 'collaboration'
+        and {{ csinfra_key_is_changed('subject_id', 'select collaborations.collaboration_id from collaborations') }}
     group by subject_id
 ),
 

@@ -2,7 +2,10 @@
 with
 
 source as (
-    select * from {{ source('app', 'collaborations') }}
+    select
+        collaborations.*,
+        {{ csinfra_row_version('collaborations') }} as row_version
+    from {{ source('app', 'collaborations') }} as collaborations
 ),
 
 renamed as (
@@ -15,7 +18,8 @@ renamed as (
         status,
         "createdAt" as created_at,
         "updatedAt" as updated_at,
-        "completedAt" as completed_at
+        "completedAt" as completed_at,
+        row_version
     from source
 )
 

@@ -2,7 +2,10 @@
 with
 
 source as (
-    select * from {{ source('app', 'users') }}
+    select
+        user_accounts.*,
+        {{ csinfra_row_version('user_accounts') }} as row_version
+    from {{ source('app', 'users') }} as user_accounts
 ),
 
 renamed as (
@@ -10,7 +13,8 @@ renamed as (
         id as user_id,
         "lastLoginAt" as last_login_at,
         "createdAt" as created_at,
-        "updatedAt" as updated_at
+        "updatedAt" as updated_at,
+        row_version
     from source
 )
 
