@@ -10,6 +10,8 @@ BENCH_SEQUENCE_CREATORS ?= 100000
 BENCH_LATENCY_CREATORS ?= 100000
 BENCH_MARTS_CREATORS ?= 1000000
 BENCH_MARTS_EVENTS   ?= 10000000
+# e.g. --reuse (take the size's template database as it is), --engines postgres
+BENCH_MARTS_ARGS     ?=
 # `make demo` always uses the embedded server, never a database named by your environment.
 EMBEDDED := env -u DATABASE_URL -u PGHOST -u PGHOSTADDR -u PGPORT -u PGDATABASE -u PGUSER -u PGSERVICE
 
@@ -98,7 +100,7 @@ lint-python: install
 	$(BIN)/ruff check src tests/python scripts
 
 test-python: install browser prisma java
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=25
 
 bench: bench-backfill bench-latency bench-sequence bench-marts
 
@@ -112,7 +114,7 @@ bench-sequence: install
 	$(EMBEDDED) $(BIN)/python scripts/bench/sequence.py --creators $(BENCH_SEQUENCE_CREATORS)
 
 bench-marts: install
-	$(EMBEDDED) $(BIN)/python scripts/bench/marts.py --creators $(BENCH_MARTS_CREATORS) --analytics-events $(BENCH_MARTS_EVENTS)
+	$(EMBEDDED) $(BIN)/python scripts/bench/marts.py --creators $(BENCH_MARTS_CREATORS) --analytics-events $(BENCH_MARTS_EVENTS) $(BENCH_MARTS_ARGS)
 
 db-stop:
 	-$(BIN)/csinfra db stop

@@ -84,26 +84,31 @@ scored as (
     from components
 ),
 
-final as (
+ranked as (
+    -- the rank among searchable creators only: the sort is as big as the searchable set
     select
         creator_profile_id,
-        trust_tier,
-        readiness_state,
-        is_searchable,
-        recent_views,
-        completed_collabs,
-        trust_tier_score,
-        round(completeness_score, 6) as completeness_score,
-        round({{ csinfra_numeric('recent_views_score') }}, 6) as recent_views_score,
-        round(completed_collabs_score, 6) as completed_collabs_score,
-        search_score,
-        case
-            when is_searchable
-                then rank() over (
-                    partition by is_searchable order by search_score desc, creator_profile_id asc
-                )
-        end as search_rank
+        rank() over (order by search_score desc, creator_profile_id asc) as search_rank
     from scored
+    where is_searchable
+),
+
+final as (
+    select
+        scored.creator_profile_id,
+        scored.trust_tier,
+        scored.readiness_state,
+        scored.is_searchable,
+        scored.recent_views,
+        scored.completed_collabs,
+        scored.trust_tier_score,
+        round(scored.completeness_score, 6) as completeness_score,
+        round({{ csinfra_numeric('scored.recent_views_score') }}, 6) as recent_views_score,
+        round(scored.completed_collabs_score, 6) as completed_collabs_score,
+        scored.search_score,
+        ranked.search_rank
+    from scored
+    left join ranked on scored.creator_profile_id = ranked.creator_profile_id
 )
 
 select * from final
