@@ -8,17 +8,18 @@
    --analytics-events analytics rows, the backfill (so the audit trail holds the trust-tier changes), and
    the ids the application-like load picks from. Each run clones the template.
 2. PostgreSQL, full build of every mart and everything upstream (`csinfra marts --full-refresh --skip-tests`).
-3. The lake export in full (`csinfra lake export --full`) while an application-like write load runs
+3. 1% new analytics events (copies of a deterministic 1% sample, new ids, created in the day after the newest
+   event), then the PostgreSQL incremental build (`csinfra marts --skip-tests`).
+4. The lake export in full (`csinfra lake export --full`) while an application-like write load runs
    (pgbench, scripts/bench/app_load.pgbench: each transaction updates a creator profile and an offer, as a
    profile save and an offer edit do). Reported: rows/s, MB/s, the load's latency beside the export against
    the same load alone just before, and every lock wait of the load on another session.
-4. Spark (local mode), full build from the lake (`csinfra marts --engine spark --skip-tests`).
-5. 1% new analytics events (copies of a deterministic 1% sample, new ids, created in the day after the newest
-   event); the application's writes of step 3 are also new since step 2.
-6. PostgreSQL incremental build; incremental lake export; Spark incremental build.
-7. PostgreSQL full rebuild on the same data: the incremental models and every mart must be identical to the
-   incremental build's (row-level md5 per table), and the Spark marts must hold as many rows as these.
-8. PostgreSQL incremental build with every data test (`csinfra marts`).
+5. Spark (local mode), full build from the lake (`csinfra marts --engine spark`).
+6. Another 1% of new events; the incremental lake export; the Spark incremental build.
+7. The PostgreSQL incremental build of the same data (1% more events, and the load's writes of step 4).
+8. PostgreSQL full rebuild on the same data: the incremental models and every mart must be identical to step
+   7's (row-level md5 per table), and the Spark marts must hold as many rows as these.
+9. PostgreSQL incremental build with every data test (`csinfra marts`).
 Every build uses the same --as-of. Each step runs in its own process; a sampler records the peak memory
 (RSS) of that process and its children (dbt, the JVM) and the peak private memory (USS) of the PostgreSQL
 server's processes, summed, while it runs.
@@ -67,13 +68,13 @@ with bounds as (
     select max("createdAt") as newest, min("createdAt") as oldest from analytics_events
 )
 insert into analytics_events ("id", "actorType", "actorId", "eventType", "eventData", "sessionId", "createdAt")
-select 'cn' || substr(md5('bench-new:' || e."id"), 1, 23), e."actorType", e."actorId", e."eventType", e."eventData",
+select 'cn' || substr(md5(%(salt)s || e."id"), 1, 23), e."actorType", e."actorId", e."eventType", e."eventData",
        e."sessionId",
        (b.newest + interval '1 second'
         + (extract(epoch from e."createdAt" - b.oldest) / nullif(extract(epoch from b.newest - b.oldest), 0))
           * interval '1 day')::timestamp(3)
 from analytics_events as e, bounds as b
-where (hashtext(e."id") & 2147483647) % 100 = 0
+where (hashtext(e."id") & 2147483647) %% 100 = 0
 """
 
 APP_IDS = """
@@ -253,6 +254,16 @@ def setup(args, template: str) -> dict:
     return steps
 
 
+def add_events(target, salt: str) -> int:
+    """1% new analytics events (see NEW_EVENTS); `salt` makes their ids new each time."""
+    with target.connect() as conn:
+        added = conn.execute(NEW_EVENTS, {"salt": salt}).rowcount
+        conn.commit()
+    with target.connect(autocommit=True) as conn:
+        conn.execute("analyze analytics_events")
+    return added
+
+
 def export_under_load(target, args, lake: Path, results: dict) -> dict:
     """The full export beside the application-like load, and the same load alone just before."""
     ncreators = target_scalar(target, "select count(*) from csinfra_bench.app_ids")
@@ -358,21 +369,16 @@ def main() -> None:
         print(f"  data: {before}", flush=True)
         step(target, "postgres full", [*marts, "--full-refresh"], results)
         full_models = model_timings()
+        new_events = add_events(target, "bench-new:")
+        step(target, "postgres incremental", marts, results)
+        inc_models = model_timings()
         if "spark" in engines:
             exported = export_under_load(target, args, lake, results)
             results["lake export (full)"].update(
                 export_figures(exported, results["lake export (full)"]["seconds"])
             )
             step(target, "spark full", [*spark_marts, "--full-refresh"], results, spark_env)
-        with target.connect() as conn:
-            new_events = conn.execute(NEW_EVENTS).rowcount
-            conn.commit()
-        with target.connect(autocommit=True) as conn:
-            conn.execute("analyze analytics_events")
-        step(target, "postgres incremental", marts, results)
-        inc_models = model_timings()
-        inc_digests = table_digests(target)
-        if "spark" in engines:
+            add_events(target, "bench-new-2:")
             exported = step(
                 target,
                 "lake export (incremental)",
@@ -383,6 +389,9 @@ def main() -> None:
                 export_figures(exported, results["lake export (incremental)"]["seconds"])
             )
             step(target, "spark incremental", spark_marts, results, spark_env)
+            # the PostgreSQL side of the same data: 1% more events and the load's writes since its last build
+            step(target, "postgres incremental (after the load's writes too)", marts, results)
+        inc_digests = table_digests(target)
         step(target, "postgres full rebuild", [*marts, "--full-refresh"], results)
         refull_digests = table_digests(target)
         pg_rows = mart_counts(target)
