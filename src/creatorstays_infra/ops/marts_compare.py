@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import psycopg
+import pyarrow as pa
 import pyarrow.dataset as ds
 from psycopg import sql
 
@@ -53,10 +55,24 @@ def warehouse_table_path(warehouse: Path, schema: str, table: str) -> Path:
     return warehouse / f"{schema}.db" / table
 
 
+def _partitioning(path: Path) -> ds.Partitioning | None:
+    """The Hive-style partitioning of a Spark table's directory (`<column>=<value>/`, one level, as the event models
+    have): the column typed as a date when every value is a day (pyarrow would read it as text), else as text."""
+    values = [
+        d.name.split("=", 1) for d in path.iterdir() if d.is_dir() and "=" in d.name and d.name[0] not in "._"
+    ]
+    if not values:
+        return None
+    name = values[0][0]
+    days = all(DAY.match(v) or v == HIVE_NULL for _, v in values)
+    return ds.partitioning(pa.schema([(name, pa.date32() if days else pa.string())]), flavor="hive")
+
+
 def warehouse_rows(warehouse: Path, schema: str, table: str) -> tuple[list[str], list[dict]]:
-    """A table of Spark's warehouse read from its Parquet files with pyarrow (partition directories included, hidden
-    and _-prefixed files ignored): its column names and its rows as dicts."""
-    data = ds.dataset(warehouse_table_path(warehouse, schema, table), format="parquet", partitioning="hive")
+    """A table of Spark's warehouse read from its Parquet files with pyarrow (its day partitions' column included,
+    hidden and _-prefixed files ignored): its column names and its rows as dicts."""
+    path = warehouse_table_path(warehouse, schema, table)
+    data = ds.dataset(path, format="parquet", partitioning=_partitioning(path))
     table_ = data.to_table()
     return table_.column_names, table_.to_pylist()
 
@@ -65,6 +81,8 @@ def rows_of(columns, rows, tolerance):
     return sorted((tuple(normal(r[c], tolerance) for c in columns) for r in rows), key=repr)
 
 
+DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 # The day partition columns the event models have on Spark only (csinfra_events_day_column): not compared.
 SPARK_ONLY_COLUMNS = {
     "int_funnel_milestones_recorded": {"first_recorded_on"},
