@@ -45,7 +45,8 @@ final as (
         {{ csinfra_json_text('metadata', 'from') }} as from_tier,
         {{ csinfra_json_text('metadata', 'to') }} as to_tier,
         {{ csinfra_json_text('metadata', 'source') }} as change_source,
-        created_at as changed_at{{ csinfra_events_day_column('created_at', 'changed_on') }}
+        created_at as changed_at
+    {{ csinfra_events_day_column('created_at', 'changed_on') }}
     from audit_logs
 )
 

@@ -208,7 +208,8 @@ final as (
         first_recorded_at,
         first_detail,
         last_analytics_event_at,
-        last_audit_log_at{{ csinfra_events_day_column('first_recorded_at', 'first_recorded_on') }}
+        last_audit_log_at
+    {{ csinfra_events_day_column('first_recorded_at', 'first_recorded_on') }}
     from {{ 'merged' if is_incremental() else 'new_milestones' }}
 )
 
