@@ -72,13 +72,15 @@ demo: install
 	$(EMBEDDED) $(BIN)/csinfra report --out report.html
 
 # The same marts on Spark (local mode) from a lake export of the demo database (run `make demo` first): export,
-# build on Spark and on PostgreSQL at the same moment, and compare the marts row for row.
+# build on Spark (with the data tests) and on PostgreSQL at the same moment, compare the marts row for row, and
+# write the report from the Spark marts (report-spark.html).
 demo-spark: AS_OF := $(shell date -u +'%Y-%m-%d %H:%M:%S')
 demo-spark: install java
 	$(EMBEDDED) $(BIN)/csinfra lake export --lake lake
 	$(EMBEDDED) $(BIN)/csinfra marts --engine spark --lake lake --as-of '$(AS_OF)'
 	$(EMBEDDED) $(BIN)/csinfra marts --skip-tests --as-of '$(AS_OF)'
 	$(EMBEDDED) sh -c 'eval "$$($(BIN)/csinfra db env)" && $(BIN)/python -m creatorstays_infra.ops.marts_compare --spark-warehouse .csinfra/spark/warehouse'
+	$(EMBEDDED) $(BIN)/csinfra report --engine spark --out report-spark.html
 
 # Proves the suite bites: one rule constant, one message, one nullability and the blockers' order changed in a
 # scratch copy, each must make a test fail (scripts/mutation/run.py).
@@ -120,4 +122,4 @@ db-stop:
 	-$(BIN)/csinfra db stop
 
 clean: db-stop
-	rm -rf $(VENV) .csinfra target logs .pytest_cache .hypothesis report.html prisma/node_modules
+	rm -rf $(VENV) .csinfra target logs .pytest_cache .hypothesis report.html report-spark.html prisma/node_modules

@@ -60,8 +60,13 @@
 
 {#- The incremental filter of an event model: `<created_at> >= <newest seen - lookback>` (from the start of
     that day when whole_days) in an incremental run, `true` in a full build. One line either way, so
-    the model reads (and lints) the same in both. -#}
+    the model reads (and lints) the same in both. Dispatched: on Spark, whose incremental runs overwrite whole day
+    partitions, always from the start of the day. -#}
 {% macro incremental_events_filter(created_at, watermark_column, whole_days=false) -%}
+    {{ return(adapter.dispatch('incremental_events_filter', 'creatorstays_infra')(created_at, watermark_column, whole_days)) }}
+{%- endmacro %}
+
+{% macro default__incremental_events_filter(created_at, watermark_column, whole_days=false) -%}
     {%- if is_incremental() -%}
         {%- if whole_days -%}
             {{ created_at }} >= date_trunc('day', {{ incremental_events_since(watermark_column) }})
@@ -74,8 +79,13 @@
 {%- endmacro %}
 
 
-{#- In an incremental run: the row (by `key_expr`) is not in the model yet; `true` in a full build. -#}
+{#- In an incremental run: the row (by `key_expr`) is not in the model yet; `true` in a full build. Dispatched: on
+    Spark always `true` (a rewritten day partition needs every row of the day again). -#}
 {% macro incremental_not_seen(key_expr, this_key) -%}
+    {{ return(adapter.dispatch('incremental_not_seen', 'creatorstays_infra')(key_expr, this_key)) }}
+{%- endmacro %}
+
+{% macro default__incremental_not_seen(key_expr, this_key) -%}
     {%- if is_incremental() -%}
         not exists (select 1 from {{ this }} as seen where seen.{{ this_key }} = {{ key_expr }})
     {%- else -%}

@@ -2,6 +2,71 @@
     (where the marts build from the lake): one macro per construct, dispatched on the adapter, so every model
     keeps one SQL text. PostgreSQL's spelling is the default. -#}
 
+{#- Spark's string literal: backslash and ' escaped with a backslash (Spark reads backslash escapes in literals);
+    NUL is refused, as on PostgreSQL. -#}
+{% macro spark__csinfra_quote(value) -%}
+    {%- set text = value | string -%}
+    {%- if '\x00' in text -%}
+        {{ exceptions.raise_compiler_error("[csinfra] a SQL literal cannot contain a NUL character: " ~ (text | replace('\x00', '\\0'))) }}
+    {%- endif -%}
+    '{{ text | replace("\\", "\\\\") | replace("'", "\\'") }}'
+{%- endmacro %}
+
+
+{#- Spark's quoted identifier: `…` with embedded ` doubled. Empty or NUL is refused. -#}
+{% macro spark__csinfra_ident(name) -%}
+    {%- set text = name | string -%}
+    {%- if '\x00' in text or text | length == 0 -%}
+        {{ exceptions.raise_compiler_error("[csinfra] not a SQL identifier: " ~ (text | tojson)) }}
+    {%- endif -%}
+    `{{ text | replace('`', '``') }}`
+{%- endmacro %}
+
+
+{#- Any value as text: PostgreSQL `::text`. -#}
+{% macro csinfra_as_text(expr) -%}
+    {{ return(adapter.dispatch('csinfra_as_text', 'creatorstays_infra')(expr)) }}
+{%- endmacro %}
+
+{% macro default__csinfra_as_text(expr) -%}
+    {{ expr }}::text
+{%- endmacro %}
+
+{% macro spark__csinfra_as_text(expr) -%}
+    cast({{ expr }} as string)
+{%- endmacro %}
+
+
+{#- True when the text matches the regular expression `pattern` (a literal, any position): PostgreSQL `~` (`~*`
+    when case_insensitive); Spark's rlike (Java regular expressions, `(?i)` when case_insensitive). -#}
+{% macro csinfra_regex_matches(expr, pattern, case_insensitive=false) -%}
+    {{ return(adapter.dispatch('csinfra_regex_matches', 'creatorstays_infra')(expr, pattern, case_insensitive)) }}
+{%- endmacro %}
+
+{% macro default__csinfra_regex_matches(expr, pattern, case_insensitive=false) -%}
+    {{ expr }} {{ '~*' if case_insensitive else '~' }} {{ csinfra_quote(pattern) }}
+{%- endmacro %}
+
+{% macro spark__csinfra_regex_matches(expr, pattern, case_insensitive=false) -%}
+    {{ expr }} rlike {{ csinfra_quote(('(?i)' if case_insensitive else '') ~ pattern) }}
+{%- endmacro %}
+
+
+{#- A JSON literal to compare a JSON column with: PostgreSQL `'…'::jsonb`; on Spark the text itself, as the lake
+    holds PostgreSQL's canonical jsonb text (write the literal canonically: `[]`, `["a", "b"]`). -#}
+{% macro csinfra_json_literal(text) -%}
+    {{ return(adapter.dispatch('csinfra_json_literal', 'creatorstays_infra')(text)) }}
+{%- endmacro %}
+
+{% macro default__csinfra_json_literal(text) -%}
+    {{ csinfra_quote(text) }}::jsonb
+{%- endmacro %}
+
+{% macro spark__csinfra_json_literal(text) -%}
+    {{ csinfra_quote(text) }}
+{%- endmacro %}
+
+
 {#- The text of key `key` of a JSON object (NULL when absent or not an object): PostgreSQL `->>`. -#}
 {% macro csinfra_json_text(expr, key) -%}
     {{ return(adapter.dispatch('csinfra_json_text', 'creatorstays_infra')(expr, key)) }}
@@ -207,8 +272,125 @@
 {%- endmacro %}
 
 
-{#- The event models' materialization: incremental on PostgreSQL; rebuilt whole on Spark, where the lake's
-    parquet tables have no MERGE or DELETE (day-partitioned insert_overwrite is the next step there). -#}
-{% macro csinfra_events_materialization() -%}
-    {{ return('table' if target.type == 'spark' else 'incremental') }}
+{#- An event model's incremental strategy: `postgres_strategy` on PostgreSQL (delete+insert or append, by its
+    unique key); on Spark, whose Parquet tables have neither MERGE nor DELETE, insert_overwrite of whole day
+    partitions (dynamic partition overwrite: only the partitions the run's rows fall in are replaced). -#}
+{% macro csinfra_events_strategy(postgres_strategy) -%}
+    {{ return(adapter.dispatch('csinfra_events_strategy', 'creatorstays_infra')(postgres_strategy)) }}
+{%- endmacro %}
+
+{% macro default__csinfra_events_strategy(postgres_strategy) -%}
+    {{ return(postgres_strategy) }}
+{%- endmacro %}
+
+{% macro spark__csinfra_events_strategy(postgres_strategy) -%}
+    {{ return('insert_overwrite') }}
+{%- endmacro %}
+
+
+{#- An event model's Spark-only configuration, for `config(**…)`: a Parquet table partitioned by its day column
+    `day_column` (csinfra_events_day_column), and, when `moved_key` (the key columns) is given, the post-hook that
+    drops the partitions a run emptied (csinfra_drop_moved_partitions, on `moved_time`). Nothing on PostgreSQL,
+    whose configuration stays as it is. -#}
+{% macro csinfra_events_partitioning(day_column, moved_key=none, moved_time=none) -%}
+    {{ return(adapter.dispatch('csinfra_events_partitioning', 'creatorstays_infra')(day_column, moved_key, moved_time)) }}
+{%- endmacro %}
+
+{% macro default__csinfra_events_partitioning(day_column, moved_key=none, moved_time=none) -%}
+    {{ return({}) }}
+{%- endmacro %}
+
+{% macro spark__csinfra_events_partitioning(day_column, moved_key=none, moved_time=none) -%}
+    {%- set partitioning = {'partition_by': [day_column], 'file_format': 'parquet'} -%}
+    {%- if moved_key -%}
+        {%- do partitioning.update({'post_hook': [
+            '{{ csinfra_drop_moved_partitions(' ~ (moved_key | tojson) ~ ', ' ~ (moved_time | tojson) ~ ', '
+            ~ (day_column | tojson) ~ ') }}']}) -%}
+    {%- endif -%}
+    {{ return(partitioning) }}
+{%- endmacro %}
+
+
+{#- An event model's day partition column on Spark, appended after its last column: `, cast(<expr> as date) as
+    <name>`. Nothing on PostgreSQL, whose tables keep exactly their columns. -#}
+{% macro csinfra_events_day_column(expr, name) -%}
+    {{ return(adapter.dispatch('csinfra_events_day_column', 'creatorstays_infra')(expr, name)) }}
+{%- endmacro %}
+
+{% macro default__csinfra_events_day_column(expr, name) -%}
+    {{ return('') }}
+{%- endmacro %}
+
+{% macro spark__csinfra_events_day_column(expr, name) -%}
+    ,
+        cast({{ expr }} as date) as {{ name }}
+{%- endmacro %}
+
+
+{#- True where an incremental run replaces whole day partitions (Spark's insert_overwrite), so an event model
+    recomputes every row of each day it rewrites; false on PostgreSQL, which replaces rows by key. -#}
+{% macro csinfra_events_overwrite_days() -%}
+    {{ return(adapter.dispatch('csinfra_events_overwrite_days', 'creatorstays_infra')()) }}
+{%- endmacro %}
+
+{% macro default__csinfra_events_overwrite_days() -%}
+    {{ return(false) }}
+{%- endmacro %}
+
+{% macro spark__csinfra_events_overwrite_days() -%}
+    {{ return(true) }}
+{%- endmacro %}
+
+
+{#- Post-hook on Spark of an event model whose rows can move to an earlier day partition (a late event makes a
+    milestone's first time earlier): insert_overwrite replaces only the partitions the run's rows fall in, so a
+    partition whose every row moved keeps its old rows. Such a row is a key (`key_columns`) held twice, the copy
+    with the later `time_column` being the stale one; each partition (`day_column`) holding only stale rows is
+    dropped, and one holding stale rows beside current ones stops the run (it cannot happen: a partition with a
+    current row was rewritten). -#}
+{% macro csinfra_drop_moved_partitions(key_columns, time_column, day_column) -%}
+    {%- if not execute or not is_incremental() -%}{{ return('') }}{%- endif -%}
+    {%- set held -%}
+        select
+            {{ day_column }} as day_partition,
+            count(*) as held_rows,
+            count_if({{ time_column }} > earliest) as stale_rows
+        from (
+            select
+                {{ day_column }},
+                {{ time_column }},
+                min({{ time_column }}) over (partition by {{ key_columns | join(', ') }}) as earliest
+            from {{ this }}
+        ) as held
+        group by {{ day_column }}
+        having count_if({{ time_column }} > earliest) > 0
+    {%- endset -%}
+    {%- for row in run_query(held).rows -%}
+        {%- if row[1] != row[2] -%}
+            {{ exceptions.raise_compiler_error("[csinfra] " ~ this ~ ": partition " ~ row[0] ~ " holds "
+               ~ row[2] ~ " stale rows beside " ~ (row[1] - row[2]) ~ " current ones") }}
+        {%- endif -%}
+        {%- do run_query('alter table ' ~ this ~ ' drop if exists partition (' ~ day_column ~ ' = '
+                         ~ csinfra_quote(row[0] | string) ~ ')') -%}
+        {%- do log("[csinfra] " ~ this ~ ": dropped partition " ~ day_column ~ "=" ~ row[0] ~ ", whose "
+                   ~ row[1] ~ " rows moved to an earlier day", info=true) -%}
+    {%- endfor -%}
+    {{ return('') }}
+{%- endmacro %}
+
+
+{#- On Spark an incremental run of an event model overwrites whole day partitions, so it re-reads every event of
+    each day from the one holding the newest event seen minus var events_lookback, whatever `whole_days` says. -#}
+{% macro spark__incremental_events_filter(created_at, watermark_column, whole_days=false) -%}
+    {%- if is_incremental() -%}
+        {{ created_at }} >= date_trunc('day', {{ incremental_events_since(watermark_column) }})
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- On Spark, every row of a day partition an incremental run rewrites is emitted again, seen or not: `true`. -#}
+{% macro spark__incremental_not_seen(key_expr, this_key) -%}
+    true
 {%- endmacro %}

@@ -13,6 +13,10 @@
 -#}
 
 {% macro csinfra_quote(value) -%}
+    {{ return(adapter.dispatch('csinfra_quote', 'creatorstays_infra')(value)) }}
+{%- endmacro %}
+
+{% macro default__csinfra_quote(value) -%}
     {%- set text = value | string -%}
     {%- if '\x00' in text -%}
         {{ exceptions.raise_compiler_error("[csinfra] a SQL literal cannot contain a NUL character: " ~ (text | replace('\x00', '\\0'))) }}
@@ -26,6 +30,10 @@
 
 
 {% macro csinfra_ident(name) -%}
+    {{ return(adapter.dispatch('csinfra_ident', 'creatorstays_infra')(name)) }}
+{%- endmacro %}
+
+{% macro default__csinfra_ident(name) -%}
     {%- set text = name | string -%}
     {%- if '\x00' in text or text | length == 0 -%}
         {{ exceptions.raise_compiler_error("[csinfra] not a SQL identifier: " ~ (text | tojson)) }}

@@ -1,7 +1,7 @@
 {{
     config(
-        materialized=csinfra_events_materialization(),
-        incremental_strategy='delete+insert',
+        materialized='incremental',
+        incremental_strategy=csinfra_events_strategy('delete+insert'),
         unique_key=['creator_profile_id', 'viewed_on'],
         on_schema_change='fail',
         pre_hook="{{ csinfra_set_work_mem() }}",
@@ -9,12 +9,14 @@
             {'columns': ['creator_profile_id', 'viewed_on'], 'unique': True},
             {'columns': ['last_viewed_at']},
         ],
+        **csinfra_events_partitioning('viewed_on')
     )
 }}
 -- One row per creator and UTC day with profile_viewed events (hosts looking at a creator).
 --
 -- Incremental: a run recomputes, from the events, every whole day from the one holding the newest
--- event seen minus var events_lookback, and replaces those days' rows; re-reading is harmless.
+-- event seen minus var events_lookback, and replaces those days' rows; re-reading is harmless. On Spark the
+-- table is partitioned by viewed_on and those days' partitions are overwritten.
 with
 
 views as (

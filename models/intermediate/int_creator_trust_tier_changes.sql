@@ -1,13 +1,14 @@
 {{
     config(
-        materialized=csinfra_events_materialization(),
-        incremental_strategy='append',
+        materialized='incremental',
+        incremental_strategy=csinfra_events_strategy('append'),
         on_schema_change='fail',
         pre_hook="{{ csinfra_set_work_mem() }}",
         indexes=[
             {'columns': ['audit_log_id'], 'unique': True},
             {'columns': ['creator_profile_id', 'changed_at']},
         ],
+        **csinfra_events_partitioning('changed_on')
     )
 }}
 -- One row per trust-tier change the audit trail records (system.trust_updated, docs/rules.md §6):
@@ -15,6 +16,8 @@
 --
 -- Incremental: a run re-reads audit rows created since the newest one seen minus var events_lookback
 -- and appends those it does not hold yet (audit rows are append-only, so a row once read never changes).
+-- On Spark the table is partitioned by the day of changed_at (changed_on) and a run overwrites every whole
+-- day from the one holding the newest change seen minus the lookback, re-read from the audit trail.
 -- In a full `dbt run` this model waits for the write-back, whose tier changes it reads
 -- (`csinfra marts` builds it without running the write-back):
 -- depends_on: {{ ref('wb_creator_profiles') }}
@@ -43,6 +46,7 @@ final as (
         {{ csinfra_json_text('metadata', 'to') }} as to_tier,
         {{ csinfra_json_text('metadata', 'source') }} as change_source,
         created_at as changed_at
+    {{ csinfra_events_day_column('created_at', 'changed_on') }}
     from audit_logs
 )
 

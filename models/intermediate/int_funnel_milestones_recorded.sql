@@ -1,7 +1,7 @@
 {{
     config(
-        materialized=csinfra_events_materialization(),
-        incremental_strategy='delete+insert',
+        materialized='incremental',
+        incremental_strategy=csinfra_events_strategy('delete+insert'),
         unique_key=['subject_type', 'subject_id', 'milestone'],
         on_schema_change='fail',
         pre_hook="{{ csinfra_set_work_mem() }}",
@@ -10,6 +10,11 @@
             {'columns': ['last_analytics_event_at']},
             {'columns': ['last_audit_log_at']},
         ],
+        **csinfra_events_partitioning(
+            'first_recorded_on',
+            moved_key=['subject_type', 'subject_id', 'milestone'],
+            moved_time='first_recorded_at',
+        )
     )
 }}
 -- One row per (offer or collaboration, funnel milestone) that the event stream records: when it was
@@ -21,6 +26,11 @@
 -- re-reading an event is harmless). Each source has its own watermark: the audit trail also holds
 -- rows written now by the backfill, and analytics events are not held back by them. An event whose
 -- createdAt is older than that window when it arrives is only picked up by a --full-refresh.
+--
+-- On Spark the table is partitioned by the day of first_recorded_at (first_recorded_on) and an incremental run
+-- overwrites whole partitions: it re-reads whole days of events, and rewrites every partition that holds a
+-- milestone those events touch, before and after the merge (a late event can move a milestone to an earlier
+-- day; a partition left with no row is dropped by the post-hook csinfra_drop_moved_partitions).
 with
 
 analytics_events as (
@@ -118,7 +128,54 @@ new_milestones as (
     group by subject_type, subject_id, milestone
 ),
 
-{% if is_incremental() %}
+{% if is_incremental() and csinfra_events_overwrite_days() %}
+    touched_days as (
+        -- the partitions holding a milestone the re-read events touch: rewritten whole
+        select distinct seen.first_recorded_on
+        from {{ this }} as seen
+        inner join new_milestones
+            on
+                seen.subject_type = new_milestones.subject_type
+                and seen.subject_id = new_milestones.subject_id
+                and seen.milestone = new_milestones.milestone
+    ),
+
+    seen as (
+        select
+            subject_type,
+            subject_id,
+            milestone,
+            first_recorded_at,
+            first_detail,
+            last_analytics_event_at,
+            last_audit_log_at
+        from {{ this }}
+        where first_recorded_on in (select touched_days.first_recorded_on from touched_days)
+    ),
+
+    merged as (
+        select
+            coalesce(new_milestones.subject_type, seen.subject_type) as subject_type,
+            coalesce(new_milestones.subject_id, seen.subject_id) as subject_id,
+            coalesce(new_milestones.milestone, seen.milestone) as milestone,
+            least(new_milestones.first_recorded_at, seen.first_recorded_at) as first_recorded_at,
+            case
+                when seen.subject_id is null or new_milestones.first_recorded_at < seen.first_recorded_at
+                    then new_milestones.first_detail
+                when new_milestones.subject_id is null or new_milestones.first_recorded_at > seen.first_recorded_at
+                    then seen.first_detail
+                else least(new_milestones.first_detail, seen.first_detail)
+            end as first_detail,
+            greatest(new_milestones.last_analytics_event_at, seen.last_analytics_event_at) as last_analytics_event_at,
+            greatest(new_milestones.last_audit_log_at, seen.last_audit_log_at) as last_audit_log_at
+        from new_milestones
+        full outer join seen
+            on
+                new_milestones.subject_type = seen.subject_type
+                and new_milestones.subject_id = seen.subject_id
+                and new_milestones.milestone = seen.milestone
+    ),
+{% elif is_incremental() %}
     merged as (
         select
             new_milestones.subject_type,
@@ -152,6 +209,7 @@ final as (
         first_detail,
         last_analytics_event_at,
         last_audit_log_at
+    {{ csinfra_events_day_column('first_recorded_at', 'first_recorded_on') }}
     from {{ 'merged' if is_incremental() else 'new_milestones' }}
 )
 

@@ -269,7 +269,7 @@ def marts_cmd(
     """Build the analysts' marts (funnels, activation, blockers, trust tiers, search ranking) and test them.
 
     Runs the staging, intermediate and mart models with their tests; never the write-back. With --engine spark,
-    builds the same marts on Spark from the lake (no tests there yet; the write-back stays on PostgreSQL)."""
+    builds the same marts on Spark from the lake, with the same data tests (the write-back stays on PostgreSQL)."""
     from . import marts
 
     if engine not in ("postgres", "spark"):
@@ -277,7 +277,15 @@ def marts_cmd(
     if engine == "spark":
         from . import lake as lake_mod
 
-        result = marts.build_marts_on_spark(target(), state.app_schema, lake_mod.lake_dir(lake), as_of=as_of)
+        result = marts.build_marts_on_spark(
+            target(),
+            state.app_schema,
+            lake_mod.lake_dir(lake),
+            as_of=as_of,
+            full_refresh=full_refresh,
+            run_tests=not skip_tests,
+            lookback=lookback,
+        )
     else:
         result = marts.build_marts(
             target(),
@@ -293,8 +301,9 @@ def marts_cmd(
         "schema": marts.marts_schema(),
         "engine": engine,
         "fullRefresh": full_refresh,
-        "tests": not skip_tests and engine == "postgres",
+        "tests": not skip_tests,
         "dbt": result.summary,
+        "dataTests": result.tests,
         "log": str(result.log_path),
     }
     if as_json:
@@ -391,15 +400,37 @@ def report_cmd(
     out_path: Annotated[Path, typer.Option("--out", help="Where to write the HTML file.")] = Path(
         "report.html"
     ),
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="postgres (the marts in the database, default) or spark (the marts `csinfra marts --engine spark` built).",
+        ),
+    ] = "postgres",
+    warehouse: Annotated[
+        Path | None,
+        typer.Option(
+            "--warehouse",
+            help="With --engine spark: Spark's warehouse directory (default CSINFRA_SPARK_DIR/warehouse, else .csinfra/spark/warehouse).",
+        ),
+    ] = None,
 ) -> None:
     """Write a self-contained HTML report (charts, blocker table, trust tiers) from the marts."""
     from . import marts, report
 
-    with connect() as conn:
-        data = report.write_report(conn, marts.marts_schema(), out_path)
+    if engine not in ("postgres", "spark"):
+        raise typer.BadParameter("expected postgres or spark", param_hint="--engine")
+    if engine == "spark":
+        directory = (warehouse or marts.spark_dir() / "warehouse").resolve()
+        data = report.write(report.load_from_warehouse(directory, marts.marts_schema()), out_path)
+    else:
+        if warehouse is not None:
+            raise typer.BadParameter("only with --engine spark", param_hint="--warehouse")
+        with connect() as conn:
+            data = report.write_report(conn, marts.marts_schema(), out_path)
     out.print(
         f"report: {out_path.resolve()} ({data.funnel['offers_sent']:,} offers sent, "
-        f"{data.activation['creators_signed_up']:,} creators)",
+        f"{data.activation['creators_signed_up']:,} creators; marts on {data.source})",
         markup=False,
     )
 

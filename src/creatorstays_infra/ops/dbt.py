@@ -109,3 +109,18 @@ def summary(results: list[dict]) -> dict[str, int]:
         counts[key] += 1
     counts["total"] = len(results)
     return counts
+
+
+def test_summary(results: list[dict]) -> dict:
+    """The data tests among the results (unique_id test.…): how many passed, warned, failed (a failure or an
+    error) or were skipped, and the names of the failing ones."""
+    tests = [r for r in results if str(r.get("unique_id", "")).startswith("test.")]
+    counts = {"pass": 0, "warn": 0, "fail": 0, "skip": 0}
+    failed = []
+    for r in tests:
+        status = str(r.get("status"))
+        key = {"pass": "pass", "warn": "warn", "skipped": "skip"}.get(status, "fail")
+        counts[key] += 1
+        if key == "fail":
+            failed.append(str(r["unique_id"]).split(".")[2])
+    return {**counts, "total": len(tests), "failed": sorted(failed)}

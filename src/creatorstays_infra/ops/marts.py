@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from psycopg import sql
@@ -17,6 +17,7 @@ from .database import Target, project_root
 from .dbt import LOAD_AND_RUN, run_dbt
 from .dbt import run_results as dbt_run_results
 from .dbt import summary as dbt_summary
+from .dbt import test_summary as dbt_test_summary
 
 # Every mart and everything it reads, never the write-back: selectors.yml `marts`.
 MARTS_SELECTION = ["--selector", "marts"]
@@ -31,6 +32,9 @@ MART_MODELS = (
     "rpt_readiness_blockers",
     "rpt_trust_tier_distribution_daily",
 )
+# On Spark: the seeds, the models and their data tests; dbt's unit tests (fixtures in PostgreSQL's SQL) stay on
+# PostgreSQL, where `csinfra marts` runs them.
+SPARK_TESTS = ["--exclude-resource-type", "unit_test"]
 AS_OF_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?)?$")
 
 
@@ -40,6 +44,7 @@ class MartsResult:
     seconds: float
     log_path: Path
     summary: dict[str, int]
+    tests: dict = field(default_factory=dict)  # the data tests that ran: counts and the failing ones
 
 
 def spark_dir() -> Path:
@@ -49,11 +54,19 @@ def spark_dir() -> Path:
 
 
 def build_marts_on_spark(
-    target: Target, app_schema: str, lake: Path, as_of: str | None = None
+    target: Target,
+    app_schema: str,
+    lake: Path,
+    as_of: str | None = None,
+    full_refresh: bool = False,
+    run_tests: bool = True,
+    lookback: str | None = None,
 ) -> MartsResult:
     """`dbt build` of the marts on Spark (profiles.yml target `spark`, local mode) from the lake `csinfra lake
-    export` wrote: the catalogs (seeds) and the models of selector marts_lake. The write-back is not among them:
-    it writes the application's tables, so it stays on PostgreSQL."""
+    export` wrote: the catalogs (seeds), the models of selector marts_lake and their data tests (SPARK_BUILD; dbt's
+    unit tests stay on PostgreSQL). The event models are incremental (whole day partitions overwritten) unless
+    `full_refresh`. The write-back is not among them: it writes the application's tables, so it stays on
+    PostgreSQL."""
     if as_of is not None and not AS_OF_PATTERN.match(as_of):
         raise CsinfraError(f"--as-of must look like 2026-11-01 or '2026-11-01 12:00:00', not {as_of!r}")
     if not (lake / "_manifest.json").is_file():
@@ -61,11 +74,19 @@ def build_marts_on_spark(
     state = spark_dir()
     state.mkdir(parents=True, exist_ok=True)
     env = {"CSINFRA_LAKE_DIR": str(lake.resolve()), "CSINFRA_SPARK_DIR": str(state)}
-    args = ["build", "--target", "spark", "--selector", "marts_lake", *LOAD_AND_RUN]
+    args = ["build", "--target", "spark", "--selector", "marts_lake"]
+    args += SPARK_TESTS if run_tests else LOAD_AND_RUN
+    if full_refresh:
+        args.append("--full-refresh")
+    vars_: dict = {}
+    if as_of:
+        vars_["marts_as_of"] = as_of
+    if lookback:
+        vars_["events_lookback"] = lookback
     log_path = project_root() / "target" / "csinfra_marts_spark.log"
     log_path.parent.mkdir(exist_ok=True)
     started, wall_start = time.monotonic(), time.time()
-    proc = run_dbt(target, app_schema, args, {"marts_as_of": as_of} if as_of else None, log_path, env=env)
+    proc = run_dbt(target, app_schema, args, vars_ or None, log_path, env=env)
     rc = proc.wait()
     results = dbt_run_results(wall_start)
     return MartsResult(
@@ -73,6 +94,7 @@ def build_marts_on_spark(
         seconds=time.monotonic() - started,
         log_path=log_path,
         summary=dbt_summary(results) if results else {},
+        tests=dbt_test_summary(results),
     )
 
 
@@ -128,7 +150,11 @@ def build_marts(
     seconds = time.monotonic() - started
     results = dbt_run_results(wall_start)
     return MartsResult(
-        returncode=rc, seconds=seconds, log_path=log_path, summary=dbt_summary(results) if results else {}
+        returncode=rc,
+        seconds=seconds,
+        log_path=log_path,
+        summary=dbt_summary(results) if results else {},
+        tests=dbt_test_summary(results),
     )
 
 

@@ -20,6 +20,7 @@ import base64
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -32,6 +33,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from ..errors import CsinfraError
+from . import marts_compare
 from .catalog import table_exists
 from .marts import MART_MODELS
 
@@ -68,6 +70,7 @@ class ReportData:
     trust_days: list[dict[str, Any]]
     trust_latest: dict[str, int] = field(default_factory=dict)
     windows: dict[str, int] = field(default_factory=dict)
+    source: str = "PostgreSQL"  # the engine that built the marts: PostgreSQL or Spark
 
 
 def _plain(value: Any) -> Any:
@@ -78,54 +81,115 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _rows(conn: psycopg.Connection, query: sql.Composable) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query)
-        return [{k: _plain(v) for k, v in row.items()} for row in cur.fetchall()]
+# The report marts and the columns the report reads of each (all small: one row per week, blocker or day × tier).
+REPORT_COLUMNS = {
+    "rpt_offer_funnel_by_sent_week": (
+        "sent_week",
+        *(c for c, _ in FUNNEL_STEPS),
+        "responded_within_window_rate",
+        "accepted_within_window_rate",
+        "completed_within_window_rate",
+        "median_hours_to_response",
+        "responded_window_days",
+        "accepted_window_days",
+        "completed_window_days",
+    ),
+    "rpt_creator_activation_by_signup_week": (
+        "signup_week",
+        *(c for c, _ in ACTIVATION_STEPS),
+        "ready_rate",
+        "offer_within_window_rate",
+        "responded_within_window_rate",
+        "completed_collab_within_window_rate",
+        "offer_window_days",
+        "response_window_days",
+        "completed_collab_window_days",
+    ),
+    "rpt_readiness_blockers": (
+        "display_order",
+        "blocker_code",
+        "message",
+        "creators_blocked",
+        "creators_blocked_only_by_this",
+        "share_of_creators",
+        "total_creators",
+    ),
+    "rpt_trust_tier_distribution_daily": ("calendar_day", "trust_tier", "creators"),
+}
+# A reader: (mart) -> its rows, each a dict of the mart's REPORT_COLUMNS.
+MartReader = Callable[[str], list[dict[str, Any]]]
 
 
-def _totals(
-    conn: psycopg.Connection, schema: sql.Identifier, table: str, steps: tuple[tuple[str, str], ...]
-) -> dict[str, Any]:
-    """Each step's column summed over all cohorts of a report mart."""
-    columns = sql.SQL(", ").join(
-        sql.SQL("coalesce(sum({c}), 0)::bigint as {c}").format(c=sql.Identifier(c)) for c, _ in steps
-    )
-    return _rows(conn, sql.SQL("select {} from {}.{}").format(columns, schema, sql.Identifier(table)))[0]
+def postgres_reader(conn: psycopg.Connection, schema: str) -> MartReader:
+    """Reads the report marts from PostgreSQL (dbt's schema)."""
+
+    def read(mart: str) -> list[dict[str, Any]]:
+        query = sql.SQL("select {} from {}").format(
+            sql.SQL(", ").join(map(sql.Identifier, REPORT_COLUMNS[mart])), sql.Identifier(schema, mart)
+        )
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(query)
+            return list(cur.fetchall())
+
+    return read
 
 
-def _recent_weeks(
-    conn: psycopg.Connection, schema: sql.Identifier, table: str, week: str, columns: tuple[str, ...]
-) -> list[dict[str, Any]]:
+def warehouse_reader(warehouse: Path, schema: str) -> MartReader:
+    """Reads the report marts from the Parquet files of Spark's warehouse (`csinfra marts --engine spark`), with
+    pyarrow, as marts_compare does: no Spark session."""
+
+    def read(mart: str) -> list[dict[str, Any]]:
+        _, rows = marts_compare.warehouse_rows(warehouse, schema, mart)
+        return [{c: row[c] for c in REPORT_COLUMNS[mart]} for row in rows]
+
+    return read
+
+
+def _plain_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: _plain(v) for k, v in row.items()} for row in rows]
+
+
+def _totals(rows: list[dict[str, Any]], steps: tuple[tuple[str, str], ...]) -> dict[str, int]:
+    """Each step's column summed over all cohorts of a report mart (NULL counts as 0)."""
+    return {c: sum(int(r[c] or 0) for r in rows) for c, _ in steps}
+
+
+def _recent_weeks(rows: list[dict[str, Any]], week: str, columns: tuple[str, ...]) -> list[dict[str, Any]]:
     """The last WEEKS_SHOWN cohorts of a report mart, oldest first."""
-    return _rows(
-        conn,
-        sql.SQL(
-            "select * from (select {week}, {columns} from {schema}.{table} order by {week} desc limit {limit}) as recent "
-            "order by {week}"
-        ).format(
-            week=sql.Identifier(week),
-            columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
-            schema=schema,
-            table=sql.Identifier(table),
-            limit=sql.Literal(WEEKS_SHOWN),
-        ),
-    )
+    recent = sorted(rows, key=lambda r: r[week])[-WEEKS_SHOWN:]
+    return _plain_rows([{c: r[c] for c in (week, *columns)} for r in recent])
 
 
 def load(conn: psycopg.Connection, schema: str) -> ReportData:
-    """Read everything the report shows from the marts in `schema` (dbt's schema)."""
+    """Read everything the report shows from the marts in `schema` (dbt's schema) on PostgreSQL."""
     missing = [m for m in MART_MODELS if not table_exists(conn, schema, m)]
     if missing:
         raise CsinfraError(
             f"marts missing in schema {schema}: {', '.join(missing)} (run `csinfra marts` first)"
         )
-    s = sql.Identifier(schema)
-    funnel = _totals(conn, s, "rpt_offer_funnel_by_sent_week", FUNNEL_STEPS)
+    return load_from(postgres_reader(conn, schema), schema, "PostgreSQL")
+
+
+def load_from_warehouse(warehouse: Path, schema: str) -> ReportData:
+    """Read everything the report shows from the marts Spark built (`csinfra marts --engine spark`) in its
+    warehouse directory."""
+    missing = [
+        m for m in MART_MODELS if not marts_compare.warehouse_table_path(warehouse, schema, m).is_dir()
+    ]
+    if missing:
+        raise CsinfraError(
+            f"marts missing in the Spark warehouse {warehouse} (database {schema}): {', '.join(missing)} "
+            "(run `csinfra marts --engine spark` first)"
+        )
+    return load_from(warehouse_reader(warehouse, schema), schema, "Spark")
+
+
+def load_from(read: MartReader, schema: str, source: str) -> ReportData:
+    """Everything the report shows, from the report marts as `read` returns them (either engine)."""
+    funnel_rows = read("rpt_offer_funnel_by_sent_week")
+    funnel = _totals(funnel_rows, FUNNEL_STEPS)
     funnel_weeks = _recent_weeks(
-        conn,
-        s,
-        "rpt_offer_funnel_by_sent_week",
+        funnel_rows,
         "sent_week",
         (
             "offers_sent",
@@ -139,11 +203,10 @@ def load(conn: psycopg.Connection, schema: str) -> ReportData:
             "completed_window_days",
         ),
     )
-    activation = _totals(conn, s, "rpt_creator_activation_by_signup_week", ACTIVATION_STEPS)
+    activation_rows = read("rpt_creator_activation_by_signup_week")
+    activation = _totals(activation_rows, ACTIVATION_STEPS)
     activation_weeks = _recent_weeks(
-        conn,
-        s,
-        "rpt_creator_activation_by_signup_week",
+        activation_rows,
         "signup_week",
         (
             "creators_signed_up",
@@ -156,19 +219,9 @@ def load(conn: psycopg.Connection, schema: str) -> ReportData:
             "completed_collab_window_days",
         ),
     )
-    blockers = _rows(
-        conn,
-        sql.SQL(
-            "select display_order, blocker_code, message, creators_blocked, creators_blocked_only_by_this, "
-            "share_of_creators, total_creators from {}.rpt_readiness_blockers order by display_order"
-        ).format(s),
-    )
-    trust_days = _rows(
-        conn,
-        sql.SQL(
-            "select calendar_day, trust_tier, creators from {}.rpt_trust_tier_distribution_daily "
-            "order by calendar_day, trust_tier"
-        ).format(s),
+    blockers = _plain_rows(sorted(read("rpt_readiness_blockers"), key=lambda r: r["display_order"]))
+    trust_days = _plain_rows(
+        sorted(read("rpt_trust_tier_distribution_daily"), key=lambda r: (r["calendar_day"], r["trust_tier"]))
     )
     latest_day = max((r["calendar_day"] for r in trust_days), default=None)
     trust_latest = {
@@ -188,14 +241,15 @@ def load(conn: psycopg.Connection, schema: str) -> ReportData:
     return ReportData(
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         schema=schema,
-        funnel={k: int(v) for k, v in funnel.items()},
+        funnel=funnel,
         funnel_weeks=funnel_weeks,
-        activation={k: int(v) for k, v in activation.items()},
+        activation=activation,
         activation_weeks=activation_weeks,
         blockers=blockers,
         trust_days=trust_days,
         trust_latest=trust_latest,
         windows=windows,
+        source=source,
     )
 
 
@@ -456,6 +510,7 @@ def render(data: ReportData) -> str:
         .get_template("report.html.j2")
         .render(
             schema=data.schema,
+            source=data.source,
             generated_at=data.generated_at,
             windows=data.windows,
             kpis=[{"metric": m, "value": v, "text": t} for m, v, t in kpis],
@@ -521,7 +576,12 @@ def render(data: ReportData) -> str:
 
 
 def write_report(conn: psycopg.Connection, schema: str, out: Path) -> ReportData:
-    data = load(conn, schema)
+    """The report from the marts on PostgreSQL."""
+    return write(load(conn, schema), out)
+
+
+def write(data: ReportData, out: Path) -> ReportData:
+    """Render `data` into `out` (written aside, then moved in)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(render(data), encoding="utf-8")

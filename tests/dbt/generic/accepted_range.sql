@@ -13,7 +13,7 @@ where
         {%- if max_value is not none %}
             or {{ column_name }} {{ '>' if inclusive else '>=' }} {{ csinfra_number(max_value, 'accepted_range max_value') }}
         {%- endif %}
-        or {{ column_name }}::text = 'NaN'
+        or {{ csinfra_as_text(column_name) }} = 'NaN'
     )
 
 {% endtest %}

@@ -15,14 +15,16 @@
 {%- if execute -%}
     {%- for column in adapter.get_columns_in_relation(model) -%}
         {%- set t = column.data_type | lower -%}
-        {%- if 'char' in t or t in ('text', 'json', 'jsonb', 'inet', 'cidr') or t.endswith('[]') or t == 'array' -%}
+        {#- PostgreSQL's textual types, and Spark's (string, arrays, maps, structs) -#}
+        {%- if 'char' in t or t in ('text', 'json', 'jsonb', 'inet', 'cidr', 'string') or t.endswith('[]') or t == 'array'
+              or t.startswith(('array<', 'map<', 'struct<')) -%}
             {%- do textual.append(column.name) -%}
         {%- endif -%}
     {%- endfor -%}
 {%- endif %}
 
 {%- if textual | length == 0 %}
-select null::text as column_name, null::text as kind, null::text as sample where false
+select {{ csinfra_as_text('null') }} as column_name, {{ csinfra_as_text('null') }} as kind, {{ csinfra_as_text('null') }} as sample where false
 {%- else %}
 select *
 from (
@@ -32,9 +34,9 @@ from (
     select
         {{ csinfra_quote(name) }} as column_name,
         {{ csinfra_quote(kind) }} as kind,
-        left({{ csinfra_ident(name) }}::text, 200) as sample
+        left({{ csinfra_as_text(csinfra_ident(name)) }}, 200) as sample
     from {{ model }}
-    where {{ csinfra_ident(name) }}::text ~ {{ csinfra_quote(pattern) }}
+    where {{ csinfra_regex_matches(csinfra_as_text(csinfra_ident(name)), pattern) }}
     {{ 'union all' if not (loop.last and outer_loop.last) }}
     {%- endfor %}
     {%- endfor %}
