@@ -33,8 +33,8 @@
 {%- endmacro %}
 
 
-{#- Pre-hook of a mart built from mutable rows: note the mark of this build (the oldest transaction running now)
-    as pending. The model's own SQL still reads the previous mark; the post-hook makes the pending one current,
+{#- Pre-hook of a mart built from mutable rows: note the mark of this build (the snapshot it starts from, and the
+    moment it describes, var marts_as_of) as pending. The model's own SQL still reads the previous mark; the post-hook makes the pending one current,
     in the same transaction as the build, so a failed build keeps the previous mark. -#}
 {% macro csinfra_change_mark_begin() -%}
     {%- if target.type != 'postgres' -%}{{ return('') }}{%- endif -%}
@@ -43,11 +43,24 @@
         snapshot pg_snapshot,
         pending_snapshot pg_snapshot,
         built_at timestamptz,
-        full_refresh boolean
+        full_refresh boolean,
+        as_of timestamp,
+        pending_as_of timestamp
     );
-    insert into {{ csinfra_change_marks_relation() }} (model, pending_snapshot)
-    values ({{ csinfra_quote(this.identifier) }}, pg_current_snapshot())
-    on conflict (model) do update set pending_snapshot = excluded.pending_snapshot
+    do $marks$ begin
+        -- a marks table from a version without as_of: the columns are added once (the lock only then)
+        if not exists (
+            select from pg_attribute
+            where attrelid = {{ csinfra_quote(csinfra_change_marks_relation()) }}::regclass and attname = 'as_of'
+        ) then
+            alter table {{ csinfra_change_marks_relation() }}
+                add column as_of timestamp, add column pending_as_of timestamp;
+        end if;
+    end $marks$;
+    insert into {{ csinfra_change_marks_relation() }} (model, pending_snapshot, pending_as_of)
+    values ({{ csinfra_quote(this.identifier) }}, pg_current_snapshot(), {{ marts_as_of() }})
+    on conflict (model) do update
+    set pending_snapshot = excluded.pending_snapshot, pending_as_of = excluded.pending_as_of
 {%- endmacro %}
 
 
@@ -58,6 +71,8 @@
     set
         snapshot = pending_snapshot,
         pending_snapshot = null,
+        as_of = pending_as_of,
+        pending_as_of = null,
         built_at = clock_timestamp(),
         full_refresh = {{ 'false' if is_incremental() else 'true' }}
     where model = {{ csinfra_quote(this.identifier) }}
@@ -95,13 +110,15 @@
     rows that left the mart's scope). After delete+insert the mart holds every row a full build would (each
     key is either unchanged since the mark or was just recomputed), so it holds a vanished one exactly when it
     has more rows than a full build would: two counts decide, and the anti-join runs only then.
-    `expected_rows` is a select of that number; by default the universe's size (one row per key). -#}
-{% macro csinfra_delete_vanished(this_key, universe, expected_rows=none) -%}
+    `expected_rows` is a select of that number; by default the universe's size (one row per key). A report of one
+    row per group compares the source rows it counts instead: `stored_rows` is then the sum of its count column
+    (a vanished group still counts its rows, every other group counts exactly the source's). -#}
+{% macro csinfra_delete_vanished(this_key, universe, expected_rows=none, stored_rows='count(*)') -%}
     {%- if target.type != 'postgres' or not is_incremental() -%}{{ return('') }}{%- endif -%}
     {%- set expected_rows = expected_rows or ('select count(*) from (' ~ universe ~ ') as everything') -%}
     delete from {{ this }} as kept
     where
-        (select count(*) from {{ this }}) > ({{ expected_rows }})
+        (select {{ stored_rows }} from {{ this }}) > ({{ expected_rows }})
         and not exists (
             select 1 from ({{ universe }}) as universe
             where universe.key = kept.{{ this_key }}
@@ -118,4 +135,66 @@
     {%- else -%}
         true
     {%- endif -%}
+{%- endmacro %}
+
+
+{#- The end of an incremental mart's select from its last CTE (`cte`), one row per `key`: in an incremental run only the
+    rows that differ from the stored ones (new, or any column changed), so that delete+insert rewrites those and
+    leaves the others as they were, row versions included. What the marts downstream take as changed is then what
+    really changed, not everything that was re-derived. Nothing in a full build. One row per key only: a key
+    with several rows would lose its unchanged ones. -#}
+{% macro csinfra_where_row_differs(cte, key) -%}
+    {%- if is_incremental() -%}
+        where not exists (
+            select 1 from {{ this }} as kept
+            where kept.{{ key }} = {{ cte }}.{{ key }} and kept::text = {{ cte }}::text
+        )
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- The moment the mart's last build described (var marts_as_of then; NULL before the first mark). -#}
+{% macro csinfra_previous_as_of() -%}
+    (
+        select marks.as_of from {{ csinfra_change_marks_relation() }} as marks
+        where marks.model = {{ csinfra_quote(this.identifier) }}
+    )
+{%- endmacro %}
+
+
+{#- In an incremental run: true when a condition `<moment> <= marts_as_of` can read differently now than in the last
+    build, for some moment in [`earliest`, `latest`], i.e. when var marts_as_of moved across part of that range
+    since (or there is no previous moment). -#}
+{% macro csinfra_as_of_crossed(earliest, latest) -%}
+    (
+        {{ csinfra_previous_as_of() }} is null
+        or (
+            {{ earliest }} <= greatest({{ csinfra_previous_as_of() }}, {{ marts_as_of() }})
+            and {{ latest }} > least({{ csinfra_previous_as_of() }}, {{ marts_as_of() }})
+        )
+    )
+{%- endmacro %}
+
+
+{#- The groups an incremental report of one row per group (`group_column`) must recompute: those with a source
+    row written since its last build (the source, `source_relation`, is itself a mart that only rewrites the
+    rows that differ: csinfra_where_row_differs), those that lost a source row (deleted, or moved to another
+    group: the count of source rows, stored in `count_column`, no longer matches), and those for which
+    `also_when` holds (a condition on the group, e.g. one that depends on var marts_as_of). A select of one
+    column, `group_key`; groups that are gone come out too (csinfra_delete_vanished removes their rows). -#}
+{% macro csinfra_changed_groups(source_relation, group_column, count_column, also_when='false') -%}
+    select coalesce(source_groups.group_key, kept.{{ group_column }}) as group_key
+    from (
+        select
+            {{ group_column }} as group_key,
+            count(*) as source_rows,
+            bool_or({{ csinfra_changed_since_mark(source_relation ~ '.xmin') }}) as has_changed
+        from {{ source_relation }}
+        group by {{ group_column }}
+    ) as source_groups
+    full outer join {{ this }} as kept on source_groups.group_key = kept.{{ group_column }}
+    where
+        source_groups.has_changed
+        or source_groups.source_rows is distinct from kept.{{ count_column }}
+        or {{ also_when | replace('{group}', 'coalesce(source_groups.group_key, kept.' ~ group_column ~ ')') }}
 {%- endmacro %}

@@ -92,3 +92,4 @@ final as (
 )
 
 select * from final
+{{ csinfra_where_row_differs('final', 'creator_profile_id') }}

@@ -77,3 +77,4 @@ final as (
 )
 
 select * from final
+{{ csinfra_where_row_differs('final', 'creator_profile_id') }}

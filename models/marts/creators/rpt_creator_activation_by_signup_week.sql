@@ -1,9 +1,39 @@
 {%- set w = csinfra_number_var('activation_windows_days') -%}
+{%- set windows = [w.first_offer, w.first_response, w.first_completed_collab] | map('int') | list -%}
+{{
+    config(
+        materialized=csinfra_mutable_materialization(),
+        incremental_strategy='delete+insert',
+        unique_key='signup_week',
+        on_schema_change='fail',
+        indexes=[{'columns': ['signup_week'], 'unique': True}],
+        pre_hook="{{ csinfra_change_mark_begin() }}",
+        post_hook=[
+            "{{ csinfra_delete_vanished('signup_week',
+                'select signup_week as key from ' ~ ref('fct_creator_activation'),
+                'select count(*) from ' ~ ref('fct_creator_activation'),
+                stored_rows='sum(creators_signed_up)') }}",
+            "{{ csinfra_change_mark_commit() }}",
+        ],
+    )
+}}
 -- One row per signup week (ISO, Monday): how many creators reached each activation step, ever and
 -- within a fixed window after signup, with rates and median days. A windowed count is NULL until the
 -- window has elapsed for the cohort's last creator (as of var marts_as_of). Profile completion and
 -- readiness have no recorded time, so they are reported as current states only.
+--
+-- Incremental on PostgreSQL (macros/marts/change_marks.sql): a run recomputes the weeks holding a creator whose
+-- activation row changed since the last build, the weeks that lost one, and, when var marts_as_of moved, the
+-- weeks whose windows it crossed, and rewrites those whose row changed; the other weeks stay as they were.
 with
+{% if is_incremental() %}
+changed_weeks as (
+    {%- set settled_from = "{group} + interval '7 days' + interval '" ~ windows | min ~ " days'" %}
+    {%- set settled_to = "{group} + interval '7 days' + interval '" ~ windows | max ~ " days'" %}
+    {{ csinfra_changed_groups(ref('fct_creator_activation'), 'signup_week', 'creators_signed_up',
+        also_when=csinfra_as_of_crossed(settled_from, settled_to)) }}
+),
+{% endif %}
 
 activation as (
     select
@@ -18,6 +48,7 @@ activation as (
         days_to_first_response,
         days_to_first_completed_collab
     from {{ ref('fct_creator_activation') }}
+    where {{ csinfra_key_is_changed('signup_week', 'select changed_weeks.group_key from changed_weeks') }}
 ),
 
 cohorts as (
@@ -71,3 +102,4 @@ final as (
 )
 
 select * from final
+{{ csinfra_where_row_differs('final', 'signup_week') }}

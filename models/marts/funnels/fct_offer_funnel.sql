@@ -282,3 +282,4 @@ final as (
 )
 
 select * from final
+{{ csinfra_where_row_differs('final', 'offer_id') }}

@@ -1,9 +1,39 @@
 {%- set w = csinfra_number_var('offer_funnel_windows_days') -%}
+{%- set windows = [w.viewed, w.responded, w.accepted, w.collab_started, w.completed] | map('int') | list -%}
+{{
+    config(
+        materialized=csinfra_mutable_materialization(),
+        incremental_strategy='delete+insert',
+        unique_key='sent_week',
+        on_schema_change='fail',
+        indexes=[{'columns': ['sent_week'], 'unique': True}],
+        pre_hook="{{ csinfra_change_mark_begin() }}",
+        post_hook=[
+            "{{ csinfra_delete_vanished('sent_week',
+                'select sent_week as key from ' ~ ref('fct_offer_funnel'),
+                'select count(*) from ' ~ ref('fct_offer_funnel'),
+                stored_rows='sum(offers_sent)') }}",
+            "{{ csinfra_change_mark_commit() }}",
+        ],
+    )
+}}
 -- One row per cohort of offers by the (ISO, Monday) week they were sent: how many reached each step
 -- ever, how many within a fixed window after sending (so that recent weeks are comparable with old
 -- ones), conversion rates and median times. A windowed count is NULL until the window has elapsed
 -- for the cohort's last offer (as of var marts_as_of), never an under-count.
+--
+-- Incremental on PostgreSQL (macros/marts/change_marks.sql): a run recomputes the weeks holding an offer whose
+-- funnel row changed since the last build, the weeks that lost one, and, when var marts_as_of moved, the weeks
+-- whose windows it crossed, and rewrites those whose row changed; the other weeks stay as they were.
 with
+{% if is_incremental() %}
+changed_weeks as (
+    {%- set settled_from = "{group} + interval '7 days' + interval '" ~ windows | min ~ " days'" %}
+    {%- set settled_to = "{group} + interval '7 days' + interval '" ~ windows | max ~ " days'" %}
+    {{ csinfra_changed_groups(ref('fct_offer_funnel'), 'sent_week', 'offers_sent',
+        also_when=csinfra_as_of_crossed(settled_from, settled_to)) }}
+),
+{% endif %}
 
 funnel as (
     select
@@ -26,6 +56,7 @@ funnel as (
         hours_to_accept,
         hours_to_complete
     from {{ ref('fct_offer_funnel') }}
+    where {{ csinfra_key_is_changed('sent_week', 'select changed_weeks.group_key from changed_weeks') }}
 ),
 
 cohorts as (
@@ -94,3 +125,4 @@ final as (
 )
 
 select * from final
+{{ csinfra_where_row_differs('final', 'sent_week') }}
