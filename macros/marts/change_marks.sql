@@ -27,36 +27,49 @@
 {%- endmacro %}
 
 
-{#- The table of change marks, one row per incremental mart (created on first use). -#}
+{#- The table of change marks, one row per incremental mart (csinfra_change_marks_ddl creates it). -#}
 {% macro csinfra_change_marks_relation() -%}
     {{ return(adapter.quote(target.schema) ~ '.' ~ adapter.quote('incremental_marks')) }}
 {%- endmacro %}
 
 
+{#- on-run-start: the table of change marks, created once before any model runs (the marts built in parallel would
+    race to create it), in its own transaction. -#}
+{% macro csinfra_change_marks_ddl() %}
+    {%- if not execute or target.type != 'postgres' -%}{{ return('') }}{%- endif -%}
+    {% call statement('change_marks_ddl') -%}
+        create schema if not exists {{ csinfra_ident(target.schema) }};
+        create table if not exists {{ csinfra_change_marks_relation() }} (
+            model text primary key,
+            snapshot pg_snapshot,
+            pending_snapshot pg_snapshot,
+            built_at timestamptz,
+            full_refresh boolean,
+            as_of timestamp,
+            pending_as_of timestamp
+        );
+        do $marks$ begin
+            -- a marks table from a version without as_of: the columns are added once (the lock only then)
+            if not exists (
+                select from pg_attribute
+                where attrelid = {{ csinfra_quote(csinfra_change_marks_relation()) }}::regclass and attname = 'as_of'
+            ) then
+                alter table {{ csinfra_change_marks_relation() }}
+                    add column as_of timestamp, add column pending_as_of timestamp;
+            end if;
+        end $marks$;
+        comment on table {{ csinfra_change_marks_relation() }} is
+            'What each incremental mart was last built from (macros/marts/change_marks.sql): the snapshot and the as-of of its last build.';
+    {%- endcall %}
+    {% do adapter.commit() %}
+{% endmacro %}
+
+
 {#- Pre-hook of a mart built from mutable rows: note the mark of this build (the snapshot it starts from, and the
-    moment it describes, var marts_as_of) as pending. The model's own SQL still reads the previous mark; the post-hook makes the pending one current,
-    in the same transaction as the build, so a failed build keeps the previous mark. -#}
+    moment it describes, var marts_as_of) as pending. The model's own SQL still reads the previous mark; the post-hook
+    makes the pending one current, in the same transaction as the build, so a failed build keeps the previous mark. -#}
 {% macro csinfra_change_mark_begin() -%}
     {%- if target.type != 'postgres' -%}{{ return('') }}{%- endif -%}
-    create table if not exists {{ csinfra_change_marks_relation() }} (
-        model text primary key,
-        snapshot pg_snapshot,
-        pending_snapshot pg_snapshot,
-        built_at timestamptz,
-        full_refresh boolean,
-        as_of timestamp,
-        pending_as_of timestamp
-    );
-    do $marks$ begin
-        -- a marks table from a version without as_of: the columns are added once (the lock only then)
-        if not exists (
-            select from pg_attribute
-            where attrelid = {{ csinfra_quote(csinfra_change_marks_relation()) }}::regclass and attname = 'as_of'
-        ) then
-            alter table {{ csinfra_change_marks_relation() }}
-                add column as_of timestamp, add column pending_as_of timestamp;
-        end if;
-    end $marks$;
     insert into {{ csinfra_change_marks_relation() }} (model, pending_snapshot, pending_as_of)
     values ({{ csinfra_quote(this.identifier) }}, pg_current_snapshot(), {{ marts_as_of() }})
     on conflict (model) do update

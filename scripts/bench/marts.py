@@ -60,6 +60,7 @@ INCREMENTAL_MODELS = (
     "int_funnel_milestones_recorded",
     "int_creator_profile_views_daily",
     "int_creator_trust_tier_changes",
+    "int_creator_trust_tier_periods",
 )
 AS_OF = "2026-11-27 00:00:00"
 

@@ -32,6 +32,7 @@ INCREMENTAL = (
     "int_funnel_milestones_recorded",
     "int_creator_profile_views_daily",
     "int_creator_trust_tier_changes",
+    "int_creator_trust_tier_periods",
 )
 SECRET_COLUMN = re.compile(r"email|e_mail|ip_?address|token|secret|password|refresh", re.IGNORECASE)
 

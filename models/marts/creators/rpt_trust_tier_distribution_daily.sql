@@ -2,61 +2,17 @@
 -- held the tier at the end of that day. Rebuilt from the audit trail of tier changes
 -- (system.trust_updated): before its first recorded change a creator held that change's "from"
 -- tier, after each change its "to" tier; a creator with no recorded change has held its stored
--- tier since signup.
+-- tier since signup (the periods: int_creator_trust_tier_periods, incremental on PostgreSQL; only this sum
+-- over them, small, is rebuilt each run).
 with
 
-profiles as (
-    select
-        creator_profile_id,
-        trust_tier,
-        created_at
-    from {{ ref('stg_app__creator_profiles') }}
-),
-
-changes as (
-    select
-        creator_profile_id,
-        from_tier,
-        to_tier,
-        changed_at,
-        audit_log_id
-    from {{ ref('int_creator_trust_tier_changes') }}
-),
-
-ordered_changes as (
-    select
-        changes.*,
-        row_number()
-            over (partition by changes.creator_profile_id order by changes.changed_at, changes.audit_log_id)
-            as change_number,
-        lead(changes.changed_at)
-            over (partition by changes.creator_profile_id order by changes.changed_at, changes.audit_log_id)
-            as next_changed_at
-    from changes
-),
-
 periods as (
-    -- [valid_from, valid_to) per creator and tier
+    -- [valid_from, valid_to) per creator and tier (int_creator_trust_tier_periods keeps them incrementally)
     select
-        profiles.creator_profile_id,
-        coalesce(first_change.from_tier, profiles.trust_tier) as trust_tier,
-        profiles.created_at as valid_from,
-        first_change.changed_at as valid_to
-    from profiles
-    left join ordered_changes as first_change
-        on
-            profiles.creator_profile_id = first_change.creator_profile_id
-            and first_change.change_number = 1
-
-    union all
-
-    select
-        ordered_changes.creator_profile_id,
-        ordered_changes.to_tier as trust_tier,
-        greatest(ordered_changes.changed_at, profiles.created_at) as valid_from,
-        ordered_changes.next_changed_at as valid_to
-    from ordered_changes
-    inner join profiles on ordered_changes.creator_profile_id = profiles.creator_profile_id
+        trust_tier,
+        valid_from,
+        valid_to
+    from {{ ref('int_creator_trust_tier_periods') }}
 ),
 
 deltas as (
