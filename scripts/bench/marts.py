@@ -61,6 +61,7 @@ INCREMENTAL_MODELS = (
     "int_creator_profile_views_daily",
     "int_creator_trust_tier_changes",
     "int_creator_trust_tier_periods",
+    "int_creator_search_components",
 )
 AS_OF = "2026-11-27 00:00:00"
 

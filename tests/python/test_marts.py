@@ -33,6 +33,7 @@ INCREMENTAL = (
     "int_creator_profile_views_daily",
     "int_creator_trust_tier_changes",
     "int_creator_trust_tier_periods",
+    "int_creator_search_components",
 )
 SECRET_COLUMN = re.compile(r"email|e_mail|ip_?address|token|secret|password|refresh", re.IGNORECASE)
 
@@ -450,6 +451,7 @@ INCREMENTAL_MART_KEYS = {
     "dim_creators": "creator_profile_id",
     "fct_creator_activation": "creator_profile_id",
     "fct_offer_funnel": "offer_id",
+    "int_creator_search_components": "creator_profile_id",
     "rpt_creator_activation_by_signup_week": "signup_week",
     "rpt_offer_funnel_by_sent_week": "sent_week",
 }

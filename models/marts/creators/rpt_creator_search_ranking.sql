@@ -3,85 +3,51 @@
 -- tier's score, profile completeness, recent profile views (log-scaled against the most viewed
 -- creator) and completed collaborations (capped); each component is in [0, 1], and so is the score.
 -- Only active, public, READY creators are searchable and ranked (1 = first); the rest have a NULL rank.
+-- The per-creator components are kept incrementally (int_creator_search_components); this table adds the scale
+-- of recent views and the rank, which depend on every creator at once, and is rebuilt each run.
 with
 
-creators as (
+components as (
+    -- the per-creator components (int_creator_search_components, incremental on PostgreSQL)
     select
         creator_profile_id,
-        is_active,
-        is_public,
         trust_tier,
         readiness_state,
-        profile_completeness
-    from {{ ref('dim_creators') }}
-),
-
-recent_views as (
-    select
-        creator_profile_id,
-        sum(profile_views) as recent_views
-    from {{ ref('int_creator_profile_views_daily') }}
-    where
-        viewed_on > ({{ marts_as_of() }})::date - {{ r.recent_views_days }}
-        and viewed_on <= ({{ marts_as_of() }})::date
-    group by creator_profile_id
-),
-
-completed_collabs as (
-    select
-        collaborations.creator_profile_id,
-        count(*) as completed_collabs
-    from {{ ref('stg_app__collaborations') }} as collaborations
-    inner join {{ ref('collaboration_statuses') }} as statuses
-        on collaborations.status = statuses.collaboration_status
-    where statuses.is_completed
-    group by collaborations.creator_profile_id
+        is_searchable,
+        recent_views,
+        completed_collabs,
+        trust_tier_score,
+        completeness_score,
+        completed_collabs_score
+    from {{ ref('int_creator_search_components') }}
 ),
 
 most_viewed as (
     select max(recent_views) as recent_views
-    from recent_views
+    from components
 ),
 
-tier_scores as (
-    -- each tier's score in the signal (seeds/trust_tiers.csv)
+scaled as (
+    -- recent views log-scaled against the most viewed creator: the one component that depends on everyone
     select
-        trust_tier,
-        {{ csinfra_numeric('search_score') }} as tier_score
-    from {{ ref('trust_tiers') }}
-),
-
-components as (
-    select
-        creators.creator_profile_id,
-        creators.trust_tier,
-        creators.readiness_state,
-        creators.is_active and creators.is_public and creators.readiness_state = 'READY' as is_searchable,
-        coalesce(recent_views.recent_views, 0) as recent_views,
-        coalesce(completed_collabs.completed_collabs, 0) as completed_collabs,
-        coalesce(tier_scores.tier_score, 0) as trust_tier_score,
-        {{ csinfra_numeric('creators.profile_completeness') }} as completeness_score,
-        coalesce(ln(1 + recent_views.recent_views) / nullif(ln(1 + most_viewed.recent_views), 0), 0)
-            as recent_views_score,
-        {%- set capped = 'least(coalesce(completed_collabs.completed_collabs, 0), ' ~ r.completed_collabs_cap ~ ')' %}
-        {{ csinfra_numeric(capped) }} / {{ r.completed_collabs_cap }} as completed_collabs_score
-    from creators
+        components.*,
+        coalesce(
+            ln(1 + nullif(components.recent_views, 0)) / nullif(ln(1 + most_viewed.recent_views), 0), 0
+        ) as recent_views_score
+    from components
     cross join most_viewed
-    left join recent_views on creators.creator_profile_id = recent_views.creator_profile_id
-    left join completed_collabs on creators.creator_profile_id = completed_collabs.creator_profile_id
-    left join tier_scores on creators.trust_tier = tier_scores.trust_tier
 ),
 
 scored as (
     select
-        components.*,
+        scaled.*,
         round((
-            {{ r.weights.trust_tier }} * components.trust_tier_score
-            + {{ r.weights.completeness }} * components.completeness_score
-            + {{ r.weights.recent_views }} * components.recent_views_score
-            + {{ r.weights.completed_collabs }} * components.completed_collabs_score
+            {{ r.weights.trust_tier }} * scaled.trust_tier_score
+            + {{ r.weights.completeness }} * scaled.completeness_score
+            + {{ r.weights.recent_views }} * scaled.recent_views_score
+            + {{ r.weights.completed_collabs }} * scaled.completed_collabs_score
         ) / {{ r.weights.values() | sum }}, 6) as search_score
-    from components
+    from scaled
 ),
 
 ranked as (
