@@ -151,16 +151,21 @@
 {%- endmacro %}
 
 
-{#- The end of an incremental mart's select from its last CTE (`cte`), one row per `key`: in an incremental run only the
-    rows that differ from the stored ones (new, or any column changed), so that delete+insert rewrites those and
-    leaves the others as they were, row versions included. What the marts downstream take as changed is then what
-    really changed, not everything that was re-derived. Nothing in a full build. One row per key only: a key
-    with several rows would lose its unchanged ones. -#}
+{#- The end of an incremental model's select from its last CTE (`cte`), one row per `key` (a column, or a list of
+    columns): in an incremental run on PostgreSQL only the rows that differ from the stored ones (new, or any column
+    changed), so that delete+insert rewrites those and leaves the others as they were, row versions included. What
+    the models downstream take as changed is then what really changed, not everything that was re-derived.
+    Nothing in a full build, nor on Spark (whose incremental runs rewrite whole partitions). One row per key
+    only: a key with several rows would lose its unchanged ones. -#}
 {% macro csinfra_where_row_differs(cte, key) -%}
-    {%- if is_incremental() -%}
+    {%- set keys = [key] if key is string else key -%}
+    {%- if is_incremental() and target.type == 'postgres' -%}
         where not exists (
             select 1 from {{ this }} as kept
-            where kept.{{ key }} = {{ cte }}.{{ key }} and kept::text = {{ cte }}::text
+            where
+                {% for k in keys -%}
+                kept.{{ k }} = {{ cte }}.{{ k }} and {% endfor -%}
+                kept::text = {{ cte }}::text
         )
     {%- endif -%}
 {%- endmacro %}

@@ -17,8 +17,9 @@
 {%- endmacro %}
 
 
-{#- In an incremental run, the createdAt from which source events are re-read: the newest event the
-    model has seen (`watermark_column`, max over the model) minus var events_lookback. -#}
+{#- In an incremental run, the createdAt from which source events are re-read: the model's watermark (the max of
+    `watermark_column` over the model: the newest event it has seen, or for the funnel milestones the newest
+    first-recorded time) minus var events_lookback. -#}
 {% macro incremental_events_since(watermark_column) -%}
     (
         select coalesce(max({{ watermark_column }}), {{ csinfra_timestamp_min() }})

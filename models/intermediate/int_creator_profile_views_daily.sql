@@ -15,7 +15,8 @@
 -- One row per creator and UTC day with profile_viewed events (hosts looking at a creator).
 --
 -- Incremental: a run recomputes, from the events, every whole day from the one holding the newest
--- event seen minus var events_lookback, and replaces those days' rows; re-reading is harmless. On Spark the
+-- event seen minus var events_lookback, and replaces those days' rows that changed (on PostgreSQL the
+-- others are left as they were: csinfra_where_row_differs); re-reading is harmless. On Spark the
 -- table is partitioned by viewed_on and those days' partitions are overwritten.
 with
 
@@ -45,3 +46,4 @@ final as (
 )
 
 select * from final
+{{ csinfra_where_row_differs('final', ['creator_profile_id', 'viewed_on']) }}

@@ -7,8 +7,8 @@
         pre_hook="{{ csinfra_set_work_mem() }}",
         indexes=[
             {'columns': ['subject_type', 'subject_id', 'milestone'], 'unique': True},
-            {'columns': ['last_analytics_event_at']},
-            {'columns': ['last_audit_log_at']},
+            {'columns': ['first_analytics_event_at']},
+            {'columns': ['first_audit_log_at']},
         ],
         **csinfra_events_partitioning(
             'first_recorded_on',
@@ -21,11 +21,16 @@
 -- first recorded, from analytics events and audit rows alike (docs/rules.md §8). Duplicated events
 -- change nothing (the first time wins); a response logged late never moves the time later.
 --
--- Incremental: a run re-reads only events created since the newest one seen minus
--- var events_lookback, and merges them into the rows they touch (the earliest time wins, so
--- re-reading an event is harmless). Each source has its own watermark: the audit trail also holds
--- rows written now by the backfill, and analytics events are not held back by them. An event whose
--- createdAt is older than that window when it arrives is only picked up by a --full-refresh.
+-- Incremental: a run re-reads only events created since the watermark minus var events_lookback, and
+-- merges them into the rows they touch (the earliest time wins, so re-reading an event is harmless). Each
+-- source has its own watermark, the newest first-recorded time of a milestone from that source
+-- (first_analytics_event_at, first_audit_log_at): the audit trail also holds rows written now by the
+-- backfill, and analytics events are not held back by them. Every column is "earliest wins", so an event
+-- that only repeats a known milestone changes no row: on PostgreSQL a run rewrites only the milestones that
+-- are new or moved earlier (csinfra_where_row_differs), and the funnel downstream re-derives only their
+-- offers. The price: such repeats never move the watermark either, so they are re-read until a new
+-- milestone from their source arrives (more reading, never a missed event). An event whose createdAt is
+-- older than the window when it arrives is only picked up by a --full-refresh.
 --
 -- On Spark the table is partitioned by the day of first_recorded_at (first_recorded_on) and an incremental run
 -- overwrites whole partitions: it re-reads whole days of events, and rewrites every partition that holds a
@@ -43,7 +48,7 @@ analytics_events as (
     from {{ ref('stg_app__analytics_events') }}
     where
         event_type in ('offer_sent', 'offer_responded', 'collab_started', 'collab_completed')
-        and {{ incremental_events_filter('created_at', 'last_analytics_event_at') }}
+        and {{ incremental_events_filter('created_at', 'first_analytics_event_at') }}
 ),
 
 audit_logs as (
@@ -56,7 +61,7 @@ audit_logs as (
     where
         action in ('offer.viewed', 'offer.status_changed', 'collab.started', 'collab.completed', 'collab.cancelled')
         and target_id is not null
-        and {{ incremental_events_filter('created_at', 'last_audit_log_at') }}
+        and {{ incremental_events_filter('created_at', 'first_audit_log_at') }}
 ),
 
 recorded as (
@@ -122,8 +127,8 @@ new_milestones as (
         min(recorded_at) as first_recorded_at,
         -- the detail of the first event (ties: the smallest non-NULL detail)
         {{ csinfra_first_by('detail', ['recorded_at', 'detail']) }} as first_detail,
-        max(recorded_at) filter (where is_analytics_event) as last_analytics_event_at,
-        max(recorded_at) filter (where not is_analytics_event) as last_audit_log_at
+        min(recorded_at) filter (where is_analytics_event) as first_analytics_event_at,
+        min(recorded_at) filter (where not is_analytics_event) as first_audit_log_at
     from recorded
     group by subject_type, subject_id, milestone
 ),
@@ -147,8 +152,8 @@ new_milestones as (
             milestone,
             first_recorded_at,
             first_detail,
-            last_analytics_event_at,
-            last_audit_log_at
+            first_analytics_event_at,
+            first_audit_log_at
         from {{ this }}
         where first_recorded_on in (select touched_days.first_recorded_on from touched_days)
     ),
@@ -166,8 +171,8 @@ new_milestones as (
                     then seen.first_detail
                 else least(new_milestones.first_detail, seen.first_detail)
             end as first_detail,
-            greatest(new_milestones.last_analytics_event_at, seen.last_analytics_event_at) as last_analytics_event_at,
-            greatest(new_milestones.last_audit_log_at, seen.last_audit_log_at) as last_audit_log_at
+            least(new_milestones.first_analytics_event_at, seen.first_analytics_event_at) as first_analytics_event_at,
+            least(new_milestones.first_audit_log_at, seen.first_audit_log_at) as first_audit_log_at
         from new_milestones
         full outer join seen
             on
@@ -189,8 +194,8 @@ new_milestones as (
                     then seen.first_detail
                 else least(new_milestones.first_detail, seen.first_detail)
             end as first_detail,
-            greatest(new_milestones.last_analytics_event_at, seen.last_analytics_event_at) as last_analytics_event_at,
-            greatest(new_milestones.last_audit_log_at, seen.last_audit_log_at) as last_audit_log_at
+            least(new_milestones.first_analytics_event_at, seen.first_analytics_event_at) as first_analytics_event_at,
+            least(new_milestones.first_audit_log_at, seen.first_audit_log_at) as first_audit_log_at
         from new_milestones
         left join {{ this }} as seen
             on
@@ -207,10 +212,11 @@ final as (
         milestone,
         first_recorded_at,
         first_detail,
-        last_analytics_event_at,
-        last_audit_log_at
+        first_analytics_event_at,
+        first_audit_log_at
     {{ csinfra_events_day_column('first_recorded_at', 'first_recorded_on') }}
     from {{ 'merged' if is_incremental() else 'new_milestones' }}
 )
 
 select * from final
+{{ csinfra_where_row_differs('final', ['subject_type', 'subject_id', 'milestone']) }}
