@@ -97,7 +97,15 @@
     full build. -#}
 {% macro csinfra_changed_since_mark(row_version) -%}
     {%- if is_incremental() -%}
-        not pg_visible_in_snapshot(
+        /* rows older than the mark's oldest running transaction are settled (a cheap 32-bit test, age(), for most
+           rows); the others are looked up in the mark's snapshot */
+        case
+            when age({{ row_version }}) > (
+                select age((pg_snapshot_xmin(marks.snapshot)::text::bigint % 4294967296)::text::xid)
+                from {{ csinfra_change_marks_relation() }} as marks
+                where marks.model = {{ csinfra_quote(this.identifier) }}
+            ) then false
+            else not pg_visible_in_snapshot(
             (
                 (select pg_snapshot_xmax(pg_current_snapshot())::text::bigint)
                 - ((select pg_snapshot_xmax(pg_current_snapshot())::text::bigint % 4294967296)
@@ -111,6 +119,7 @@
                 '1:1:'::pg_snapshot
             )
         )
+        end
     {%- else -%}
         true
     {%- endif -%}

@@ -108,6 +108,8 @@ final as (
         creators.readiness_state,
         creators.is_active and creators.is_public and creators.readiness_state = 'READY' as is_searchable,
         coalesce(recent_views.recent_views, 0) as recent_views,
+        -- ln(1 + recent views), the numerator of the log-scaled views (ln is the costly part: kept per creator)
+        ln(1 + coalesce(recent_views.recent_views, 0)) as recent_views_log,
         coalesce(completed_collabs.completed_collabs, 0) as completed_collabs,
         coalesce(tier_scores.tier_score, 0) as trust_tier_score,
         {{ csinfra_numeric('creators.profile_completeness') }} as completeness_score,

@@ -15,6 +15,7 @@ components as (
         readiness_state,
         is_searchable,
         recent_views,
+        recent_views_log,
         completed_collabs,
         trust_tier_score,
         completeness_score,
@@ -31,9 +32,8 @@ scaled as (
     -- recent views log-scaled against the most viewed creator: the one component that depends on everyone
     select
         components.*,
-        coalesce(
-            ln(1 + nullif(components.recent_views, 0)) / nullif(ln(1 + most_viewed.recent_views), 0), 0
-        ) as recent_views_score
+        coalesce(components.recent_views_log / nullif(ln(1 + most_viewed.recent_views), 0), 0)
+            as recent_views_score
     from components
     cross join most_viewed
 ),
