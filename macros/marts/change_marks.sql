@@ -169,12 +169,14 @@
 {% macro csinfra_where_row_differs(cte, key) -%}
     {%- set keys = [key] if key is string else key -%}
     {%- if is_incremental() and target.type == 'postgres' -%}
-        where not exists (
-            select 1 from {{ this }} as kept
+        /* a lookup per row through the key's index (a scalar subquery is never turned into a hash join over the
+           whole model, whatever the planner estimates) */
+        where {{ cte }}::text is distinct from (
+            select kept::text from {{ this }} as kept
             where
                 {% for k in keys -%}
-                kept.{{ k }} = {{ cte }}.{{ k }} and {% endfor -%}
-                kept::text = {{ cte }}::text
+                kept.{{ k }} = {{ cte }}.{{ k }}{{ ' and ' if not loop.last }}
+                {%- endfor %}
         )
     {%- endif -%}
 {%- endmacro %}
@@ -196,7 +198,8 @@
     (
         {{ csinfra_previous_as_of() }} is null
         or (
-            {{ earliest }} <= greatest({{ csinfra_previous_as_of() }}, {{ marts_as_of() }})
+            {{ csinfra_previous_as_of() }} <> {{ marts_as_of() }}
+            and {{ earliest }} <= greatest({{ csinfra_previous_as_of() }}, {{ marts_as_of() }})
             and {{ latest }} > least({{ csinfra_previous_as_of() }}, {{ marts_as_of() }})
         )
     )

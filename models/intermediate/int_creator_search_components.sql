@@ -101,15 +101,13 @@ tier_scores as (
     from {{ ref('trust_tiers') }}
 ),
 
-final as (
+components as (
     select
         creators.creator_profile_id,
         creators.trust_tier,
         creators.readiness_state,
         creators.is_active and creators.is_public and creators.readiness_state = 'READY' as is_searchable,
         coalesce(recent_views.recent_views, 0) as recent_views,
-        -- ln(1 + recent views), the numerator of the log-scaled views (ln is the costly part: kept per creator)
-        ln(1 + coalesce(recent_views.recent_views, 0)) as recent_views_log,
         coalesce(completed_collabs.completed_collabs, 0) as completed_collabs,
         coalesce(tier_scores.tier_score, 0) as trust_tier_score,
         {{ csinfra_numeric('creators.profile_completeness') }} as completeness_score,
@@ -119,6 +117,35 @@ final as (
     left join recent_views on creators.creator_profile_id = recent_views.creator_profile_id
     left join completed_collabs on creators.creator_profile_id = completed_collabs.creator_profile_id
     left join tier_scores on creators.trust_tier = tier_scores.trust_tier
+),
+
+final as (
+    -- what the ranking needs per creator, computed here once per change rather than for every creator at
+    -- every run (the numeric arithmetic is the ranking's main cost)
+    select
+        creator_profile_id,
+        trust_tier,
+        readiness_state,
+        is_searchable,
+        recent_views,
+        -- ln(1 + recent views): the numerator of the log-scaled recent views
+        ln(1 + recent_views) as recent_views_log,
+        completed_collabs,
+        trust_tier_score,
+        round(completeness_score, 6) as completeness_score,
+        round(completed_collabs_score, 6) as completed_collabs_score,
+        -- the weighted sum of the components without the recent views (var search_ranking.weights)
+        {{ r.weights.trust_tier }} * trust_tier_score
+        + {{ r.weights.completeness }} * completeness_score
+        + {{ r.weights.completed_collabs }} * completed_collabs_score as partial_score,
+        -- the search score when the creator has no recent views
+        round((
+            {{ r.weights.trust_tier }} * trust_tier_score
+            + {{ r.weights.completeness }} * completeness_score
+            + {{ r.weights.recent_views }} * 0
+            + {{ r.weights.completed_collabs }} * completed_collabs_score
+        ) / {{ r.weights.values() | sum }}, 6) as base_search_score
+    from components
 )
 
 select * from final

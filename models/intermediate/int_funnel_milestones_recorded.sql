@@ -197,11 +197,21 @@ new_milestones as (
             least(new_milestones.first_analytics_event_at, seen.first_analytics_event_at) as first_analytics_event_at,
             least(new_milestones.first_audit_log_at, seen.first_audit_log_at) as first_audit_log_at
         from new_milestones
-        left join {{ this }} as seen
-            on
-                new_milestones.subject_type = seen.subject_type
-                and new_milestones.subject_id = seen.subject_id
-                and new_milestones.milestone = seen.milestone
+        left join lateral (
+            -- the stored row, looked up through the unique index (limit 1 keeps the lookup a nested loop)
+            select
+                stored.first_recorded_at,
+                stored.first_detail,
+                stored.first_analytics_event_at,
+                stored.first_audit_log_at,
+                stored.subject_id
+            from {{ this }} as stored
+            where
+                stored.subject_type = new_milestones.subject_type
+                and stored.subject_id = new_milestones.subject_id
+                and stored.milestone = new_milestones.milestone
+            limit 1
+        ) as seen on true
     ),
 {% endif %}
 

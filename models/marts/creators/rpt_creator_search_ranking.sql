@@ -19,35 +19,36 @@ components as (
         completed_collabs,
         trust_tier_score,
         completeness_score,
-        completed_collabs_score
+        completed_collabs_score,
+        partial_score,
+        base_search_score
     from {{ ref('int_creator_search_components') }}
 ),
 
 most_viewed as (
-    select max(recent_views) as recent_views
+    select ln(1 + max(recent_views)) as recent_views_log
     from components
-),
-
-scaled as (
-    -- recent views log-scaled against the most viewed creator: the one component that depends on everyone
-    select
-        components.*,
-        coalesce(components.recent_views_log / nullif(ln(1 + most_viewed.recent_views), 0), 0)
-            as recent_views_score
-    from components
-    cross join most_viewed
 ),
 
 scored as (
+    -- recent views log-scaled against the most viewed creator, the one component that depends on everyone,
+    -- and the score: weighted sum / sum of the weights, the rest of it kept per creator
     select
-        scaled.*,
-        round((
-            {{ r.weights.trust_tier }} * scaled.trust_tier_score
-            + {{ r.weights.completeness }} * scaled.completeness_score
-            + {{ r.weights.recent_views }} * scaled.recent_views_score
-            + {{ r.weights.completed_collabs }} * scaled.completed_collabs_score
-        ) / {{ r.weights.values() | sum }}, 6) as search_score
-    from scaled
+        components.*,
+        case
+            when components.recent_views_log = 0 then 0
+            else coalesce(components.recent_views_log / nullif(most_viewed.recent_views_log, 0), 0)
+        end as recent_views_score,
+        case
+            when components.recent_views_log = 0 then components.base_search_score
+            else round((
+                components.partial_score
+                + {{ r.weights.recent_views }}
+                * coalesce(components.recent_views_log / nullif(most_viewed.recent_views_log, 0), 0)
+            ) / {{ r.weights.values() | sum }}, 6)
+        end as search_score
+    from components
+    cross join most_viewed
 ),
 
 ranked as (
@@ -68,9 +69,9 @@ final as (
         scored.recent_views,
         scored.completed_collabs,
         scored.trust_tier_score,
-        round(scored.completeness_score, 6) as completeness_score,
+        scored.completeness_score,
         round({{ csinfra_numeric('scored.recent_views_score') }}, 6) as recent_views_score,
-        round(scored.completed_collabs_score, 6) as completed_collabs_score,
+        scored.completed_collabs_score,
         scored.search_score,
         ranked.search_rank
     from scored
