@@ -160,17 +160,18 @@
 {%- endmacro %}
 
 
-{#- The end of an incremental model's select from its last CTE (`cte`), one row per `key` (a column, or a list of
-    columns): in an incremental run on PostgreSQL only the rows that differ from the stored ones (new, or any column
-    changed), so that delete+insert rewrites those and leaves the others as they were, row versions included. What
-    the models downstream take as changed is then what really changed, not everything that was re-derived.
-    Nothing in a full build, nor on Spark (whose incremental runs rewrite whole partitions). One row per key
-    only: a key with several rows would lose its unchanged ones. -#}
-{% macro csinfra_where_row_differs(cte, key) -%}
+{#- The model's final select, of its last CTE (`cte`), one row per `key` (a column, or a list of columns): in an
+    incremental run on PostgreSQL only the rows that differ from the stored ones (new, or any column changed), so
+    that delete+insert rewrites those and leaves the others as they were, row versions included. What the models
+    downstream take as changed is then what really changed, not everything that was re-derived. `select * from
+    <cte>` in a full build and on Spark (whose incremental runs rewrite whole partitions). One row per key only: a
+    key with several rows would lose its unchanged ones. The comparison runs on the re-derived rows only (offset 0
+    keeps the planner from pushing it below the model's own filters) and looks each stored row up through the
+    key's index (a scalar subquery: never a hash join over the whole model, whatever the planner estimates). -#}
+{% macro csinfra_select_rows_that_differ(cte, key) -%}
     {%- set keys = [key] if key is string else key -%}
     {%- if is_incremental() and target.type == 'postgres' -%}
-        /* a lookup per row through the key's index (a scalar subquery is never turned into a hash join over the
-           whole model, whatever the planner estimates) */
+        select * from (select * from {{ cte }} offset 0) as {{ cte }}
         where {{ cte }}::text is distinct from (
             select kept::text from {{ this }} as kept
             where
@@ -178,6 +179,8 @@
                 kept.{{ k }} = {{ cte }}.{{ k }}{{ ' and ' if not loop.last }}
                 {%- endfor %}
         )
+    {%- else -%}
+        select * from {{ cte }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -208,7 +211,7 @@
 
 {#- The groups an incremental report of one row per group (`group_column`) must recompute: those with a source
     row written since its last build (the source, `source_relation`, is itself a mart that only rewrites the
-    rows that differ: csinfra_where_row_differs), those that lost a source row (deleted, or moved to another
+    rows that differ: csinfra_select_rows_that_differ), those that lost a source row (deleted, or moved to another
     group: the count of source rows, stored in `count_column`, no longer matches), and those for which
     `also_when` holds (a condition on the group, e.g. one that depends on var marts_as_of). A select of one
     column, `group_key`; groups that are gone come out too (csinfra_delete_vanished removes their rows). -#}

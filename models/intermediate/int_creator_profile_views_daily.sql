@@ -16,7 +16,7 @@
 --
 -- Incremental: a run recomputes, from the events, every whole day from the one holding the newest
 -- event seen minus var events_lookback, and replaces those days' rows that changed (on PostgreSQL the
--- others are left as they were: csinfra_where_row_differs); re-reading is harmless. On Spark the
+-- others are left as they were: csinfra_select_rows_that_differ); re-reading is harmless. On Spark the
 -- table is partitioned by viewed_on and those days' partitions are overwritten.
 with
 
@@ -45,5 +45,4 @@ final as (
     group by creator_profile_id, created_at::date
 )
 
-select * from final
-{{ csinfra_where_row_differs('final', ['creator_profile_id', 'viewed_on']) }}
+{{ csinfra_select_rows_that_differ('final', ['creator_profile_id', 'viewed_on']) }}

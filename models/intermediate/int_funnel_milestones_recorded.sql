@@ -27,7 +27,7 @@
 -- (first_analytics_event_at, first_audit_log_at): the audit trail also holds rows written now by the
 -- backfill, and analytics events are not held back by them. Every column is "earliest wins", so an event
 -- that only repeats a known milestone changes no row: on PostgreSQL a run rewrites only the milestones that
--- are new or moved earlier (csinfra_where_row_differs), and the funnel downstream re-derives only their
+-- are new or moved earlier (csinfra_select_rows_that_differ), and the funnel downstream re-derives only their
 -- offers. The price: such repeats never move the watermark either, so they are re-read until a new
 -- milestone from their source arrives (more reading, never a missed event). An event whose createdAt is
 -- older than the window when it arrives is only picked up by a --full-refresh.
@@ -228,5 +228,4 @@ final as (
     from {{ 'merged' if is_incremental() else 'new_milestones' }}
 )
 
-select * from final
-{{ csinfra_where_row_differs('final', ['subject_type', 'subject_id', 'milestone']) }}
+{{ csinfra_select_rows_that_differ('final', ['subject_type', 'subject_id', 'milestone']) }}

@@ -91,5 +91,4 @@ final as (
     left join users on profiles.user_id = users.user_id
 )
 
-select * from final
-{{ csinfra_where_row_differs('final', 'creator_profile_id') }}
+{{ csinfra_select_rows_that_differ('final', 'creator_profile_id') }}

@@ -76,5 +76,4 @@ final as (
     from creators
 )
 
-select * from final
-{{ csinfra_where_row_differs('final', 'creator_profile_id') }}
+{{ csinfra_select_rows_that_differ('final', 'creator_profile_id') }}

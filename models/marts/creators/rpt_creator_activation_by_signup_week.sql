@@ -101,5 +101,4 @@ final as (
     from cohorts
 )
 
-select * from final
-{{ csinfra_where_row_differs('final', 'signup_week') }}
+{{ csinfra_select_rows_that_differ('final', 'signup_week') }}

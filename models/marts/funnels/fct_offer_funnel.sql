@@ -281,5 +281,4 @@ final as (
     from flags_responded
 )
 
-select * from final
-{{ csinfra_where_row_differs('final', 'offer_id') }}
+{{ csinfra_select_rows_that_differ('final', 'offer_id') }}

@@ -124,5 +124,4 @@ final as (
     from cohorts
 )
 
-select * from final
-{{ csinfra_where_row_differs('final', 'sent_week') }}
+{{ csinfra_select_rows_that_differ('final', 'sent_week') }}
