@@ -55,29 +55,34 @@ changed as (
 
     union
 
-    select coalesce(recent_views.creator_profile_id, kept.creator_profile_id) as creator_profile_id
-    from recent_views
-    full outer join (
+    -- the creators whose sums differ from the stored ones: one aggregate of the differences (new and stored)
+    select sums.creator_profile_id
+    from (
         select
             creator_profile_id,
-            recent_views
-        from {{ this }}
-        where recent_views > 0
-    ) as kept on recent_views.creator_profile_id = kept.creator_profile_id
-    where recent_views.recent_views is distinct from kept.recent_views
+            recent_views as views_difference,
+            0 as collabs_difference
+        from recent_views
 
-    union
+        union all
 
-    select coalesce(completed_collabs.creator_profile_id, kept.creator_profile_id) as creator_profile_id
-    from completed_collabs
-    full outer join (
         select
             creator_profile_id,
-            completed_collabs
+            0 as views_difference,
+            completed_collabs as collabs_difference
+        from completed_collabs
+
+        union all
+
+        select
+            creator_profile_id,
+            -recent_views as views_difference,
+            -completed_collabs as collabs_difference
         from {{ this }}
-        where completed_collabs > 0
-    ) as kept on completed_collabs.creator_profile_id = kept.creator_profile_id
-    where completed_collabs.completed_collabs is distinct from kept.completed_collabs
+        where recent_views > 0 or completed_collabs > 0
+    ) as sums
+    group by sums.creator_profile_id
+    having sum(sums.views_difference) <> 0 or sum(sums.collabs_difference) <> 0
 ),
 {% endif %}
 

@@ -27,7 +27,7 @@
 -- (first_analytics_event_at, first_audit_log_at): the audit trail also holds rows written now by the
 -- backfill, and analytics events are not held back by them. Every column is "earliest wins", so an event
 -- that only repeats a known milestone changes no row: on PostgreSQL a run rewrites only the milestones that
--- are new or moved earlier (csinfra_select_rows_that_differ), and the funnel downstream re-derives only their
+-- are new or moved earlier, and the funnel downstream re-derives only their
 -- offers. The price: such repeats never move the watermark either, so they are re-read until a new
 -- milestone from their source arrives (more reading, never a missed event). An event whose createdAt is
 -- older than the window when it arrives is only picked up by a --full-refresh.
@@ -181,7 +181,7 @@ new_milestones as (
                 and new_milestones.milestone = seen.milestone
     ),
 {% elif is_incremental() %}
-    merged as (
+    merged_with_stored as (
         select
             new_milestones.subject_type,
             new_milestones.subject_id,
@@ -195,7 +195,12 @@ new_milestones as (
                 else least(new_milestones.first_detail, seen.first_detail)
             end as first_detail,
             least(new_milestones.first_analytics_event_at, seen.first_analytics_event_at) as first_analytics_event_at,
-            least(new_milestones.first_audit_log_at, seen.first_audit_log_at) as first_audit_log_at
+            least(new_milestones.first_audit_log_at, seen.first_audit_log_at) as first_audit_log_at,
+            seen.subject_id as stored_subject_id,
+            seen.first_recorded_at as stored_first_recorded_at,
+            seen.first_detail as stored_first_detail,
+            seen.first_analytics_event_at as stored_first_analytics_event_at,
+            seen.first_audit_log_at as stored_first_audit_log_at
         from new_milestones
         left join lateral (
             -- the stored row, looked up through the unique index (limit 1 keeps the lookup a nested loop)
@@ -213,6 +218,26 @@ new_milestones as (
             limit 1
         ) as seen on true
     ),
+
+    merged as (
+        -- only the milestones that are new or changed: the others stay as they are, row versions included, so
+        -- the funnel downstream re-derives only the offers whose milestones did change
+        select
+            subject_type,
+            subject_id,
+            milestone,
+            first_recorded_at,
+            first_detail,
+            first_analytics_event_at,
+            first_audit_log_at
+        from merged_with_stored
+        where
+            stored_subject_id is null
+            or (first_recorded_at, first_detail, first_analytics_event_at, first_audit_log_at)
+            is distinct from (
+                stored_first_recorded_at, stored_first_detail, stored_first_analytics_event_at, stored_first_audit_log_at
+            )
+    ),
 {% endif %}
 
 final as (
@@ -228,4 +253,4 @@ final as (
     from {{ 'merged' if is_incremental() else 'new_milestones' }}
 )
 
-{{ csinfra_select_rows_that_differ('final', ['subject_type', 'subject_id', 'milestone']) }}
+select * from final
