@@ -6,6 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_CREATORS ?= 10000
 BENCH_SIZES   ?= 100000 1000000
+TEST_WORKERS  ?= 2
 BENCH_SEQUENCE_CREATORS ?= 100000
 BENCH_LATENCY_CREATORS ?= 100000
 BENCH_MARTS_CREATORS ?= 1000000
@@ -101,8 +102,10 @@ lint-sql: install
 lint-python: install
 	$(BIN)/ruff check src tests/python scripts
 
+# Two pytest workers (pytest-xdist), one test file each at a time: a file's tests share its module-wide fixtures
+# (the Spark build). TEST_WORKERS=0 runs the suite in this process, one test after another.
 test-python: install browser prisma java
-	$(BIN)/pytest --durations=25
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 bench: bench-backfill bench-latency bench-sequence bench-marts
 

@@ -18,6 +18,13 @@ def project_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def dbt_target_dir() -> Path:
+    """dbt's target path (run_results.json, manifest.json, csinfra's dbt logs): dbt's own `DBT_TARGET_PATH`
+    (relative to the project), else `target/` in the project."""
+    env = os.environ.get("DBT_TARGET_PATH")
+    return (project_root() / env).resolve() if env else project_root() / "target"
+
+
 # The schema names we accept, here and in the dbt macros (macros/utils/sql_safety.sql): plain identifiers.
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 _IDENT_RULE = "letters, digits, _ and $, starting with a letter or _, at most 63 bytes"

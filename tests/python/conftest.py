@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from creatorstays_infra import settings
 from creatorstays_infra.ops import database, demo, embedded, grants
 from creatorstays_infra.ops.dbt import LOAD_AND_RUN, run_dbt
 from creatorstays_infra.ops.migrations import Options, Runner, load_migrations
@@ -25,10 +26,27 @@ from creatorstays_infra.ops.migrations import Options, Runner, load_migrations
 ROOT = Path(__file__).resolve().parents[2]
 TEST_CREATORS = int(os.environ.get("CSINFRA_TEST_CREATORS", "300"))
 
+# pytest-xdist (make test runs two workers): each worker is a session of its own, on the same server and in
+# the same checkout. What workers would otherwise share is made theirs: the template databases (a random name
+# each), dbt's target path and log path (dbt's own DBT_TARGET_PATH and DBT_LOG_PATH, which every dbt and
+# csinfra process the tests start inherits; relative, so a scratch copy of the project keeps its own) and the
+# roles below (their passwords are set per session).
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if WORKER:
+    os.environ["DBT_TARGET_PATH"] = f"target/pytest-{WORKER}"
+    os.environ["DBT_LOG_PATH"] = f"logs/pytest-{WORKER}"
+# where dbt and csinfra write run_results.json, manifest.json and csinfra's dbt logs
+TARGET = settings.dbt_target_dir()
+
 # The three roles of a real deployment (README "Security"), cluster-wide, with passwords made per session:
 # the migration owner builds every template (migrate, backfill); the application role runs the online
 # tests; the analyst role reads the marts.
-ROLES = {"owner": "csinfra_test_owner", "app": "csinfra_test_app", "analyst": "csinfra_test_analyst"}
+_SUFFIX = f"_{WORKER}" if WORKER else ""
+ROLES = {
+    "owner": f"csinfra_test_owner{_SUFFIX}",
+    "app": f"csinfra_test_app{_SUFFIX}",
+    "analyst": f"csinfra_test_analyst{_SUFFIX}",
+}
 ROLE_PASSWORDS: dict[str, str] = {}
 ROLE_ENV = {"CSINFRA_APP_ROLE": ROLES["app"], "CSINFRA_ANALYST_ROLE": ROLES["analyst"]}
 
@@ -103,8 +121,8 @@ class Db:
         self, *args: str, vars_: dict | None = None, app_schema: str = "public", env: dict | None = None
     ) -> str:
         """Run dbt against this database; returns its log, raises with it on failure."""
-        log = ROOT / "target" / f"pytest_dbt_{self.name}.log"
-        log.parent.mkdir(exist_ok=True)
+        log = TARGET / f"pytest_dbt_{self.name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
         proc = run_dbt(self.target, app_schema, list(args), vars_, log, env=env)
         rc = proc.wait(timeout=600)
         text = log.read_text()

@@ -322,7 +322,7 @@ def test_two_runners_at_once_one_writes_the_other_stops_or_waits(built_db):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not built_db.scalar(
             "select count(*) from pg_locks where locktype = 'advisory' and classid = (hashtext('csinfra.writeback')::bigint "
-            "& 4294967295)::oid and granted"
+            "& 4294967295)::oid and granted and database = (select oid from pg_database where datname = current_database())"
         ):
             time.sleep(0.05)
         second = backfill(built_db, check=False)

@@ -23,6 +23,7 @@ from creatorstays_infra.errors import CsinfraError
 from creatorstays_infra.ops import demo
 from creatorstays_infra.ops.dbt import LOAD_AND_RUN
 from creatorstays_infra.ops.marts import MART_MODELS
+from conftest import TARGET
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = "csinfra"
@@ -777,7 +778,7 @@ def test_marts_read_only_refs_and_every_mart_and_column_is_documented(marts_db):
 def test_docs_generate_and_exposures(marts_db):
     log = marts_db.dbt("docs", "generate")
     assert "Catalog written" in log
-    manifest = json.loads((ROOT / "target" / "manifest.json").read_text())
+    manifest = json.loads((TARGET / "manifest.json").read_text())
     exposures = {e["name"]: e for e in manifest["exposures"].values()}
     assert {"offer_and_activation_report", "creator_dashboard_blockers", "creator_search"} <= set(exposures)
     depends = {n.split(".")[-1] for e in exposures.values() for n in e["depends_on"]["nodes"]}
@@ -789,7 +790,7 @@ def test_docs_generate_and_exposures(marts_db):
         "rpt_readiness_blockers",
         "rpt_trust_tier_distribution_daily",
     }
-    catalog = json.loads((ROOT / "target" / "catalog.json").read_text())
+    catalog = json.loads((TARGET / "catalog.json").read_text())
     assert {n.split(".")[-1] for n in catalog["nodes"]} >= set(MART_MODELS)
 
 

@@ -10,7 +10,7 @@ import subprocess
 
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, TARGET
 from creatorstays_infra.ops.dbt import dbt_command, dbt_env, run_dbt
 
 WRITE_BACK = ["run", "--select", "+wb_creator_profiles", "+wb_offers"]
@@ -57,7 +57,7 @@ def test_a_second_run_rebuilds_no_view_and_waits_on_no_reader(built_db):
         reader.execute(
             "select count(*) from csinfra.stg_app__offers"
         ).fetchone()  # the transaction stays open
-        log = ROOT / "target" / f"pytest_cheap_{built_db.name}.log"
+        log = TARGET / f"pytest_cheap_{built_db.name}.log"
         proc = run_dbt(
             built_db.target, "public", WRITE_BACK, log_path=log, env={"PGOPTIONS": "-c lock_timeout=3s"}
         )
@@ -121,7 +121,7 @@ def test_backfill_settings_keep_dbt_partial_parse_where_vars_would_not(built_db)
     built_db.cli(
         "backfill", "--write-back-only", check=True
     )  # against this database: the profile may have changed
-    manifest = ROOT / "target" / "manifest.json"
+    manifest = TARGET / "manifest.json"
     manifest_mtime = manifest.stat().st_mtime if manifest.exists() else None
     second = built_db.cli(
         "backfill",
@@ -134,7 +134,7 @@ def test_backfill_settings_keep_dbt_partial_parse_where_vars_would_not(built_db)
         "--json",
         check=True,
     )
-    log = (ROOT / "target" / "csinfra_backfill.log").read_text()
+    log = (TARGET / "csinfra_backfill.log").read_text()
     assert "Unable to do partial parsing" not in log, log[:2000]
     # the settings reached the write-back: a dry run (nothing written) with batches of 7
     with built_db.connect(autocommit=True) as conn:
@@ -148,7 +148,7 @@ def test_backfill_settings_keep_dbt_partial_parse_where_vars_would_not(built_db)
     ], runs
     assert json.loads(second.stdout)["dryRun"] is True
     # dbt's run_results.json is written, the manifest is left alone
-    results = json.loads((ROOT / "target" / "run_results.json").read_text())
+    results = json.loads((TARGET / "run_results.json").read_text())
     assert {r["unique_id"].split(".")[-1] for r in results["results"]} >= {"wb_creator_profiles", "wb_offers"}
     assert all(r["status"] == "success" for r in results["results"])
     assert (manifest.stat().st_mtime if manifest.exists() else None) == manifest_mtime
@@ -158,7 +158,7 @@ def test_backfill_settings_keep_dbt_partial_parse_where_vars_would_not(built_db)
 
 
 def test_an_unknown_backfill_setting_is_refused_naming_it(built_db):
-    log = ROOT / "target" / f"pytest_cheap_{built_db.name}.log"
+    log = TARGET / f"pytest_cheap_{built_db.name}.log"
     proc = run_dbt(
         built_db.target,
         "public",
@@ -181,7 +181,7 @@ def test_csinfra_runs_dbt_with_dbt_own_exit_codes(built_db):
         plain = subprocess.run(
             dbt_command(args), check=False, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
         )
-        log = ROOT / "target" / f"pytest_cheap_{built_db.name}.log"
+        log = TARGET / f"pytest_cheap_{built_db.name}.log"
         ours = run_dbt(built_db.target, "public", args, log_path=log).wait(timeout=300)
         log.unlink()
         return plain.returncode, ours

@@ -27,10 +27,12 @@ def main(argv: list[str]) -> None:
         result = dbtRunner().invoke(argv)
         code = 0 if result.success else (1 if result.exception is None else 2)
         if results_only and hasattr(result.result, "write"):
+            # dbt's target path (DBT_TARGET_PATH, relative to the project: dbt runs in the project directory)
+            path = os.path.join(os.environ.get("DBT_TARGET_PATH") or "target", "run_results.json")
             try:  # dbt's run_results.json: the run's outcome stands either way
-                result.result.write(os.path.join("target", "run_results.json"))
+                result.result.write(path)
             except Exception as exc:  # noqa: BLE001
-                print(f"csinfra: could not write target/run_results.json: {exc}", file=sys.stderr)
+                print(f"csinfra: could not write {path}: {exc}", file=sys.stderr)
     except BaseException:  # noqa: BLE001 (dbtRunner returns dbt's own errors; anything else is shown, exit 2)
         import traceback
 

@@ -18,7 +18,7 @@ from .. import settings
 from ..errors import CsinfraError
 from ..rules import load_rules
 from .catalog import table_exists
-from .database import Target, project_root
+from .database import Target
 from .dbt import LOAD_AND_RUN, run_dbt
 from .dbt import run_results as dbt_run_results
 
@@ -161,8 +161,8 @@ def run_backfill(
     if dry_run:
         settings_["writeback_dry_run"] = True
     # a log of its own: another backfill may be running from the same directory (and waiting for this one)
-    log_path = project_root() / "target" / f"csinfra_backfill.{os.getpid()}.log"
-    log_path.parent.mkdir(exist_ok=True)
+    log_path = settings.dbt_target_dir() / f"csinfra_backfill.{os.getpid()}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     wall_start = time.time()
     # the write-back's settings reach its materialization through the environment, read when it runs: as

@@ -79,7 +79,7 @@ def run_dbt(
 def run_results(since: float = 0.0) -> list[dict]:
     """The results of the last dbt invocation, from dbt's own target/run_results.json (when it was written after
     `since`, a time.time(): dbt writes none when it stops before running anything)."""
-    path = project_root() / "target" / "run_results.json"
+    path = settings.dbt_target_dir() / "run_results.json"
     try:
         if path.stat().st_mtime < since:
             return []

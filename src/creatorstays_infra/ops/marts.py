@@ -83,8 +83,8 @@ def build_marts_on_spark(
         vars_["marts_as_of"] = as_of
     if lookback:
         vars_["events_lookback"] = lookback
-    log_path = project_root() / "target" / "csinfra_marts_spark.log"
-    log_path.parent.mkdir(exist_ok=True)
+    log_path = settings.dbt_target_dir() / "csinfra_marts_spark.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     started, wall_start = time.monotonic(), time.time()
     proc = run_dbt(target, app_schema, args, vars_ or None, log_path, env=env)
     rc = proc.wait()
@@ -142,8 +142,8 @@ def build_marts(
     args = ["build", *MARTS_SELECTION] if run_tests else ["build", *LOAD_AND_RUN, *MARTS_SELECTION]
     if full_refresh:
         args.append("--full-refresh")
-    log_path = project_root() / "target" / "csinfra_marts.log"
-    log_path.parent.mkdir(exist_ok=True)
+    log_path = settings.dbt_target_dir() / "csinfra_marts.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     started, wall_start = time.monotonic(), time.time()
     proc = run_dbt(target, app_schema, args, vars_ or None, log_path)
     rc = proc.wait()

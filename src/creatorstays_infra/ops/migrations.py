@@ -505,6 +505,7 @@ class Runner:
                 return
             holder = self.conn.execute(
                 "select pid from pg_locks where locktype = 'advisory' and objsubid = 2 "
+                "and database = (select oid from pg_database where datname = current_database()) "
                 "and classid = %s::bigint::oid and objid = %s::bigint::oid and granted",
                 (k1 & 0xFFFFFFFF, k2 & 0xFFFFFFFF),
             ).fetchone()
@@ -1212,7 +1213,8 @@ class Runner:
                 join pg_class c on c.oid = l.relation
                 join pg_namespace n on n.oid = c.relnamespace
                 left join pg_stat_activity a on a.pid = l.pid
-                where n.nspname = %s and c.relname = any(%s) and l.granted and l.pid <> pg_backend_pid()
+                where l.database = (select oid from pg_database where datname = current_database())
+                  and n.nspname = %s and c.relname = any(%s) and l.granted and l.pid <> pg_backend_pid()
                 order by 5 desc nulls last limit 3
                 """,
                 (self.o.app_schema, tables),
