@@ -93,3 +93,25 @@
         true
     {%- endif -%}
 {%- endmacro %}
+
+
+{#- The search-ranking signal's weighted sum of the components other than recent views (var
+    search_ranking.weights): the part of the score kept per creator (int_creator_search_components). -#}
+{% macro csinfra_search_partial_score(trust_tier_score, completeness_score, completed_collabs_score) -%}
+    {%- set weights = csinfra_number_var('search_ranking').weights -%}
+    {{ weights.trust_tier }} * {{ trust_tier_score }}
+    + {{ weights.completeness }} * {{ completeness_score }}
+    + {{ weights.completed_collabs }} * {{ completed_collabs_score }}
+{%- endmacro %}
+
+
+{#- The search score, in [0, 1]: the weighted sum of the components (the partial sum of
+    csinfra_search_partial_score plus the weighted recent-views score) over the sum of the weights, 6 decimals.
+    The one definition of the score: the per-creator score without views and the ranking's score both use it. -#}
+{% macro csinfra_search_score(partial_score, recent_views_score) -%}
+    {%- set weights = csinfra_number_var('search_ranking').weights -%}
+    round(
+        ({{ partial_score }} + {{ weights.recent_views }} * {{ recent_views_score }}) / {{ weights.values() | sum }},
+        6
+    )
+{%- endmacro %}

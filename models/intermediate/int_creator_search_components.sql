@@ -124,7 +124,7 @@ components as (
     left join tier_scores on creators.trust_tier = tier_scores.trust_tier
 ),
 
-final as (
+weighted as (
     -- what the ranking needs per creator, computed here once per change rather than for every creator at
     -- every run (the numeric arithmetic is the ranking's main cost)
     select
@@ -140,17 +140,17 @@ final as (
         round(completeness_score, 6) as completeness_score,
         round(completed_collabs_score, 6) as completed_collabs_score,
         -- the weighted sum of the components without the recent views (var search_ranking.weights)
-        {{ r.weights.trust_tier }} * trust_tier_score
-        + {{ r.weights.completeness }} * completeness_score
-        + {{ r.weights.completed_collabs }} * completed_collabs_score as partial_score,
-        -- the search score when the creator has no recent views
-        round((
-            {{ r.weights.trust_tier }} * trust_tier_score
-            + {{ r.weights.completeness }} * completeness_score
-            + {{ r.weights.recent_views }} * 0
-            + {{ r.weights.completed_collabs }} * completed_collabs_score
-        ) / {{ r.weights.values() | sum }}, 6) as base_search_score
+        {{ csinfra_search_partial_score('trust_tier_score', 'completeness_score', 'completed_collabs_score') }}
+            as partial_score
     from components
+),
+
+final as (
+    select
+        *,
+        -- the search score when the creator has no recent views
+        {{ csinfra_search_score('partial_score', '0') }} as base_search_score
+    from weighted
 )
 
 {{ csinfra_select_rows_that_differ('final', 'creator_profile_id') }}

@@ -192,6 +192,25 @@ def _grant_least_privilege(db: Db) -> None:
 def _drop_db(server: database.Target, name: str) -> None:
     with server.connect(autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+    _TEST_DBS.discard(name)
+
+
+# Test databases are named per session (a random token, so sessions sharing a server never meet) and reused
+# from one test to the next: the lowest number not in use. dbt's partial parse holds only while the profile's
+# connection (database name included) is the same as the last run's, so a new name per test made dbt parse the
+# whole project again (~5 s) in almost every test; with the names reused, a test's dbt runs parse only when
+# its vars or its role differ from the previous run's.
+_SESSION = uuid.uuid4().hex[:8]
+_TEST_DBS: set[str] = set()
+
+
+def _test_db_name() -> str:
+    n = 0
+    while f"csinfra_test_{_SESSION}_{n}" in _TEST_DBS:
+        n += 1
+    name = f"csinfra_test_{_SESSION}_{n}"
+    _TEST_DBS.add(name)
+    return name
 
 
 @pytest.fixture(scope="session")
@@ -246,7 +265,7 @@ def template_marts(server, template_applied):
 
 
 def _clone(server, template: str):
-    name = f"csinfra_test_{uuid.uuid4().hex[:10]}"
+    name = _test_db_name()
     db = _create_db(server, name, template=template)
     try:
         yield db
@@ -284,7 +303,7 @@ def make_db(server):
     names: list[str] = []
 
     def make(template: str) -> Db:
-        name = f"csinfra_test_{uuid.uuid4().hex[:10]}"
+        name = _test_db_name()
         names.append(name)
         return _create_db(server, name, template=template)
 
@@ -295,7 +314,7 @@ def make_db(server):
 
 @pytest.fixture
 def empty_db(server):
-    name = f"csinfra_test_{uuid.uuid4().hex[:10]}"
+    name = _test_db_name()
     db = _create_db(server, name)
     try:
         yield db

@@ -18,12 +18,12 @@ import yaml
 from psycopg import sql
 
 import oracle
+from conftest import TARGET
 from creatorstays_infra import record_offer_status_change, update_creator_readiness
 from creatorstays_infra.errors import CsinfraError
 from creatorstays_infra.ops import demo
 from creatorstays_infra.ops.dbt import LOAD_AND_RUN
 from creatorstays_infra.ops.marts import MART_MODELS
-from conftest import TARGET
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = "csinfra"

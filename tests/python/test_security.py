@@ -81,8 +81,26 @@ def locked_server():
     canary = "canary-" + os.urandom(8).hex()
     watched = [state.parent, embedded.bin_dir()]
     before = {str(w): modes_of_parents(w / "x") for w in watched}
-    started = csinfra("db", "start", env=own_server_env(state, CSINFRA_CANARY=canary))
-    assert started.returncode == 0, started.stderr
+    # first use from two processes at once (two test workers, two commands on a new machine): one initialises
+    # and starts the server, the other waits for it
+    env = own_server_env(state, CSINFRA_CANARY=canary)
+    racing = [
+        subprocess.Popen(
+            [sys.executable, "-m", "creatorstays_infra", "db", "start"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for _ in range(2)
+    ]
+    outputs = []
+    for proc in racing:
+        out, err = proc.communicate(timeout=300)
+        outputs.append((proc.returncode, out, err))
+    started = outputs[0]
+    assert started[0] == 0, started[2]
     info = embedded.EmbeddedServer(state).info()
     yield {
         "state": state,
@@ -90,7 +108,8 @@ def locked_server():
         "canary": canary,
         "before": before,
         "watched": watched,
-        "url": started.stdout.strip(),
+        "url": started[1].strip(),
+        "racing": outputs,
     }
     csinfra("db", "stop", env=own_server_env(state))
     subprocess.run(["rm", "-rf", str(parent)], check=False)
@@ -106,6 +125,15 @@ def _connect(info: embedded.ServerInfo, **kwargs) -> psycopg.Connection:
         autocommit=True,
         **kwargs,
     )
+
+
+def test_two_first_starts_at_once_both_succeed_with_one_server(locked_server):
+    """Two `csinfra db start` at once on a state directory that does not exist yet: both succeed and print the
+    same server (the second found the directory made under its feet and waited for the first's initdb)."""
+    (rc_a, url_a, err_a), (rc_b, url_b, err_b) = locked_server["racing"]
+    assert (rc_a, rc_b) == (0, 0), err_a + err_b
+    assert url_a.strip() == url_b.strip() == locked_server["url"]
+    assert f"port={locked_server['info'].port}" in url_a or f":{locked_server['info'].port}/" in url_a
 
 
 def test_the_secret_is_the_callers_alone_and_every_rule_wants_a_password(locked_server):

@@ -1,4 +1,3 @@
-{%- set r = csinfra_number_var('search_ranking') -%}
 -- One row per creator: the search-ranking signal. A weighted sum (var search_ranking) of the trust
 -- tier's score, profile completeness, recent profile views (log-scaled against the most viewed
 -- creator) and completed collaborations (capped); each component is in [0, 1], and so is the score.
@@ -41,11 +40,10 @@ scored as (
         end as recent_views_score,
         case
             when components.recent_views_log = 0 then components.base_search_score
-            else round((
-                components.partial_score
-                + {{ r.weights.recent_views }}
-                * coalesce(components.recent_views_log / nullif(most_viewed.recent_views_log, 0), 0)
-            ) / {{ r.weights.values() | sum }}, 6)
+            else {{ csinfra_search_score(
+                'components.partial_score',
+                'coalesce(components.recent_views_log / nullif(most_viewed.recent_views_log, 0), 0)'
+            ) }}
         end as search_score
     from components
     cross join most_viewed

@@ -178,9 +178,13 @@ class EmbeddedServer:
     @contextlib.contextmanager
     def _lock(self):
         if not os.path.lexists(self.state_dir):
-            self.state_dir.mkdir(parents=True)
-            # Ours: the server's user (when we are root) may pass through it, nobody else may list it.
-            self.state_dir.chmod(0o711 if self._as_root else 0o700)
+            try:
+                self.state_dir.mkdir(parents=True)
+            except FileExistsError:
+                pass  # another csinfra process (two test workers, two commands) made it first: it sets the mode
+            else:
+                # Ours: the server's user (when we are root) may pass through it, nobody else may list it.
+                self.state_dir.chmod(0o711 if self._as_root else 0o700)
         self._check_state_dir()
         fd = os.open(self.state_dir / ".lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as fh:
