@@ -212,13 +212,13 @@ def test_the_server_cannot_read_the_callers_environment(locked_server):
         conn.execute("copy seen from program 'env'")  # what a superuser's COPY … PROGRAM would see
         lines = [r[0] for r in conn.execute("select line from seen").fetchall()]
         pid = conn.execute("select pg_backend_pid()").fetchone()[0]
+        # the postmaster's and this backend's environment, read while the connection keeps the backend alive
+        postmaster = int((info.pgdata / "postmaster.pid").read_text().splitlines()[0])
+        environs = [Path(f"/proc/{p}").joinpath("environ") for p in (postmaster, pid)]
+        seen = [e.read_bytes() for e in environs if e.exists()]
     assert any(line.startswith("PATH=") for line in lines)  # the COPY did read the environment
     assert not any(canary in line for line in lines)
-    postmaster = int((info.pgdata / "postmaster.pid").read_text().splitlines()[0])
-    for p in (postmaster, pid):
-        environ = Path(f"/proc/{p}/environ")
-        if environ.exists():
-            assert canary.encode() not in environ.read_bytes()
+    assert all(canary.encode() not in environ for environ in seen)
 
 
 def test_nothing_outside_the_state_directory_changed_permissions(locked_server):
