@@ -157,6 +157,33 @@ def test_backfill_settings_keep_dbt_partial_parse_where_vars_would_not(built_db)
     assert "Unable to do partial parsing because config vars" in log
 
 
+def test_runs_that_alternate_vars_each_keep_their_partial_parse(built_db):
+    """dbt keeps one partial parse and parses the whole project again whenever --vars differ from the last run's;
+    csinfra's runner keeps one per vars and connection (target/partial_parse/), so runs that alternate between
+    two sets of vars parse the project only the first time each. Plain dbt, the control, parses it again."""
+    first, second = {"marts_as_of": "2026-06-01"}, {"marts_as_of": "2026-06-02"}
+    ls = ["ls", "--select", "dim_creators"]
+    built_db.dbt(*ls, vars_=first)
+    assert "Unable to do partial parsing because config vars" in built_db.dbt(*ls, vars_=second)
+    for vars_ in (first, second, first):
+        log = built_db.dbt(*ls, vars_=vars_)
+        assert "Unable to do partial parsing" not in log, log[:2000]
+        assert ".creators.dim_creators\n" in log  # it did list the model
+    assert len(list((TARGET / "partial_parse").glob("*.msgpack"))) >= 2
+    # the control: plain dbt reads only target/partial_parse.msgpack, last written by the run that parsed with the
+    # other vars (runs since found their copies and parsed nothing)
+    plain = subprocess.run(
+        dbt_command([*ls, "--vars", json.dumps(first)]),
+        check=False,
+        env=dbt_env(built_db.target, "public"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert plain.returncode == 0 and "Unable to do partial parsing because config vars" in plain.stdout
+
+
 def test_an_unknown_backfill_setting_is_refused_naming_it(built_db):
     log = TARGET / f"pytest_cheap_{built_db.name}.log"
     proc = run_dbt(
