@@ -271,6 +271,19 @@ def test_a_cluster_from_before_is_locked_down_on_start_and_keeps_its_data(locked
         assert conn.execute("select v from kept").fetchone()[0] == 7
 
 
+def test_a_state_directory_another_process_made_meanwhile_is_taken_as_it_is(tmp_path, monkeypatch):
+    """Two first starts at once (two test workers, two commands on a new machine) both find no state directory;
+    one makes it, and the other's mkdir then finds it there. That one goes on to wait for the lock (it stopped
+    on FileExistsError before). The interleaving is forced: the directory exists, but this process saw none."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    seen = os.path.lexists
+    monkeypatch.setattr(embedded.os.path, "lexists", lambda p: False if Path(p) == state else seen(p))
+    with embedded.EmbeddedServer(state)._lock():
+        assert (state / ".lock").exists()
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700  # the maker's mode stands
+
+
 def test_a_state_directory_others_may_write_to_is_refused(tmp_path):
     """Everything the launcher writes lives in the state directory: one that others can write to, or that is not
     ours, is refused before anything is written."""
