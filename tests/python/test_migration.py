@@ -279,12 +279,29 @@ def test_lock_timeout_is_retried_then_fails_cleanly_naming_the_holder(pre_db):
         holder.close()
 
 
+def _once_waited_on(db, lock_timeout_s: float) -> None:
+    """Return once another session of this database has waited on a lock (the migration, which starts as a process
+    of its own: on a loaded machine that takes a while, so a fixed sleep raced it) and twice its lock_timeout
+    more: its first attempt has then timed out, whatever the machine's load."""
+    deadline = time.monotonic() + 120
+    with db.connect(autocommit=True) as watcher:
+        while time.monotonic() < deadline:
+            waiting = watcher.execute(
+                "select count(*) from pg_stat_activity where datname = current_database() "
+                "and wait_event_type = 'Lock' and pid <> pg_backend_pid()"
+            ).fetchone()[0]
+            if waiting:
+                break
+            time.sleep(0.02)
+    time.sleep(2 * lock_timeout_s)
+
+
 def test_lock_timeout_retry_succeeds_once_the_holder_commits(pre_db):
     holder = pre_db.connect()
     holder.execute("select * from offers limit 1")
 
     def release():
-        time.sleep(1.5)
+        _once_waited_on(pre_db, 0.3)
         holder.rollback()
 
     t = threading.Thread(target=release)
@@ -493,7 +510,7 @@ def test_rollback_waits_for_writers_so_no_event_lands_after_the_archive(applied_
     )
 
     def commit_later():
-        time.sleep(1.0)
+        _once_waited_on(applied_db, 0.3)
         writer.commit()
 
     t = threading.Thread(target=commit_later)
