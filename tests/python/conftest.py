@@ -37,6 +37,11 @@ if WORKER:
     os.environ["DBT_LOG_PATH"] = f"logs/pytest-{WORKER}"
 # where dbt and csinfra write run_results.json, manifest.json and csinfra's dbt logs
 TARGET = settings.dbt_target_dir()
+# The tests prove what connections do, not how fast a loaded machine opens them: a CI machine once stalled a
+# test's first connection past the product's 10 s connect_timeout while the other worker ran Spark. Every
+# connection the tests open, in this process and in every csinfra and dbt process they start, waits up to 60 s
+# (the tests of the timeout itself set their own).
+os.environ.setdefault("PGCONNECT_TIMEOUT", "60")
 
 # The three roles of a real deployment (README "Security"), cluster-wide, with passwords made per session:
 # the migration owner builds every template (migrate, backfill); the application role runs the online

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -712,3 +713,11 @@ def test_a_server_that_never_answers_times_out(monkeypatch):
             target.connect()
     finally:
         listener.close()
+
+
+def test_dbt_takes_the_same_connect_timeout_as_csinfra(empty_db):
+    """dbt's profile reads PGCONNECT_TIMEOUT (which csinfra exports from a URL's connect_timeout), so a
+    slow or silent server is given the same time by every process of a run."""
+    log = empty_db.dbt("debug", env={"PGCONNECT_TIMEOUT": "37"})
+    assert re.search(r"connect_timeout:\s+37\b", log), log[-3000:]
+    assert "All checks passed" in log

@@ -22,7 +22,18 @@ RESULTS_ONLY = "--csinfra-results-only"
 # does not match is simply parsed over.
 PARSE_CACHE_DIR = "partial_parse"
 PARSE_CACHE_KEEP = 16
-PARSE_IDENTITY_ENV = ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "CSINFRA_SCHEMA", "CSINFRA_APP_SCHEMA")
+# what of the profile's connection dbt hashes into its check (connection_info(): host, port, user, database,
+# schema, connect_timeout, sslmode), and the app schema the sources read
+PARSE_IDENTITY_ENV = (
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGDATABASE",
+    "PGCONNECT_TIMEOUT",
+    "PGSSLMODE",
+    "CSINFRA_SCHEMA",
+    "CSINFRA_APP_SCHEMA",
+)
 
 
 def _option(argv: list[str], name: str) -> str:
