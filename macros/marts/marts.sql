@@ -59,6 +59,19 @@
 {%- endmacro %}
 
 
+{#- Post-hook of the marts (dbt_project.yml): a mart materialized as a table, rebuilt whole at every build, is analyzed
+    at once and never autovacuumed. Autovacuum would only process a table that the next build replaces, and it holds
+    the lock the replacement's rename needs: the next build would wait deadlock_timeout (1 s by default) before
+    PostgreSQL cancels the vacuum (measured on rpt_creator_search_ranking, 1,000,000 rows, built again right after a
+    full build). The table is never updated, so it has nothing to vacuum; ANALYZE gives analysts' queries the
+    statistics autovacuum would have. Nothing for the incremental marts (they are updated in place) or on Spark. -#}
+{% macro csinfra_rebuilt_table_upkeep() -%}
+    {%- if target.type != 'postgres' or config.get('materialized') != 'table' -%}{{ return('') }}{%- endif -%}
+    alter table {{ this }} set (autovacuum_enabled = false);
+    analyze {{ this }}
+{%- endmacro %}
+
+
 {#- The incremental filter of an event model: `<created_at> >= <newest seen - lookback>` (from the start of
     that day when whole_days) in an incremental run, `true` in a full build. One line either way, so
     the model reads (and lints) the same in both. Dispatched: on Spark, whose incremental runs overwrite whole day

@@ -9,7 +9,7 @@
         pre_hook=["{{ csinfra_set_work_mem() }}", "{{ csinfra_change_mark_begin() }}"],
         post_hook=[
             "{{ csinfra_delete_vanished('creator_profile_id',
-                'select creator_profile_id as key from ' ~ ref('dim_creators')) }}",
+                'select creator_profile_id as key from ' ~ ref('dim_creators'), upstreams=[ref('dim_creators')]) }}",
             "{{ csinfra_change_mark_commit() }}",
         ],
     )
@@ -51,7 +51,7 @@ completed_collabs as (
 changed as (
     select creator_profile_id
     from {{ ref('dim_creators') }}
-    where {{ csinfra_changed_since_mark(ref('dim_creators') ~ '.xmin') }}
+    where {{ csinfra_changed_since_mark(ref('dim_creators') ~ '.xmin', upstream=ref('dim_creators')) }}
 
     union
 

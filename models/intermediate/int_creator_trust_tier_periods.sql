@@ -5,11 +5,15 @@
         unique_key='creator_profile_id',
         on_schema_change='fail',
         indexes=[{'columns': ['creator_profile_id', 'period_number'], 'unique': True}],
-        pre_hook=["{{ csinfra_set_work_mem() }}", "{{ csinfra_change_mark_begin() }}"],
+        pre_hook=[
+            "{{ csinfra_set_work_mem() }}",
+            "{{ csinfra_change_mark_begin() }}",
+            "{{ csinfra_census_begin(ref('stg_app__creator_profiles'), 'creator_profile_id') }}",
+        ],
         post_hook=[
             "{{ csinfra_delete_vanished('creator_profile_id',
                 'select creator_profile_id as key from ' ~ ref('stg_app__creator_profiles'),
-                'select count(*) from ' ~ ref('stg_app__creator_profiles'),
+                csinfra_census_rows(),
                 stored_rows='count(*) filter (where period_number = 0)') }}",
             "{{ csinfra_change_mark_commit() }}",
         ],
@@ -26,15 +30,14 @@
 with
 {% if is_incremental() %}
 changed as (
-    select creator_profile_id
-    from {{ ref('stg_app__creator_profiles') }}
-    where {{ csinfra_changed_since_mark('row_version') }}
+    -- the profiles written since the mark, found by the pre-hook's one read of the profiles (csinfra_census_begin)
+    {{ csinfra_census_keys('creator_profile_id') }}
 
     union
 
     select creator_profile_id
     from {{ ref('int_creator_trust_tier_changes') }}
-    where {{ csinfra_changed_since_mark(ref('int_creator_trust_tier_changes') ~ '.xmin') }}
+    where {{ csinfra_changed_since_mark(ref('int_creator_trust_tier_changes') ~ '.xmin', upstream=ref('int_creator_trust_tier_changes')) }}
 ),
 {% endif %}
 

@@ -623,6 +623,64 @@ def test_incremental_marts_follow_every_kind_of_write_and_touch_nothing_else(mar
     )[1], "the later as-of settles some windowed counts"
 
 
+def _plan_reads(db, model: str, relation: str) -> int:
+    """How many times the incremental SQL of `model` (as the last dbt run compiled it) reads `relation`: the loops of
+    its scan nodes, from EXPLAIN ANALYZE (0: PostgreSQL never ran them)."""
+    compiled = next((TARGET / "compiled").rglob(f"{model}.sql")).read_text()
+    with db.connect() as conn:
+        plan = conn.execute(f"explain (analyze, format json) {compiled}").fetchone()[0]
+        conn.rollback()
+
+    def loops(node) -> int:
+        own = node.get("Actual Loops", 0) if node.get("Relation Name") == relation else 0
+        return own + sum(loops(child) for child in node.get("Plans", []))
+
+    return loops(plan[0]["Plan"])
+
+
+def test_a_mart_reads_its_upstream_marts_only_when_they_changed_a_row(marts_db):
+    """csinfra_upstream_changed: each incremental model records the transaction of its last build that changed a row
+    (changed_xid, from the transaction's own row counts); a mart downstream reads an upstream mart's rows only when
+    that transaction is newer than its own mark. A build that changes nothing keeps changed_xid; with track_counts
+    off (no row counts) every build counts as a change."""
+    db = marts_db
+    db.dbt(*MARTS_RUN, vars_={"marts_as_of": AS_OF})
+
+    def changed_xids() -> dict:
+        return dict(rows(db, mart_sql("select model, changed_xid::text from {m}.incremental_marks")))
+
+    first = changed_xids()
+    assert first["dim_creators"] and first["int_funnel_milestones_recorded"], first
+    db.dbt(*MARTS_RUN, vars_={"marts_as_of": AS_OF})  # nothing changed
+    assert changed_xids() == first
+    # fct_creator_activation now reads nothing of dim_creators: its scan is never run
+    assert _plan_reads(db, "fct_creator_activation", "dim_creators") == 0
+    with db.connect() as conn:
+        conn.execute(
+            """update creator_profiles set "isPublic" = not "isPublic"
+               where id = (select id from creator_profiles order by id limit 1)"""
+        )
+        conn.commit()
+    db.dbt("run", "--select", "dim_creators", vars_={"marts_as_of": AS_OF})
+    assert changed_xids()["dim_creators"] != first["dim_creators"]
+    assert _plan_reads(db, "fct_creator_activation", "dim_creators") > 0
+    db.dbt(*MARTS_RUN, vars_={"marts_as_of": AS_OF})
+    incremental = digests(db, MUTABLE_MARTS)
+    db.dbt(*MARTS_RUN, "--full-refresh", vars_={"marts_as_of": AS_OF})
+    assert digests(db, MUTABLE_MARTS) == incremental
+    # without row counts, a build that changed nothing still counts as a change (never the other way)
+    with db.connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("alter database {} set track_counts = off").format(sql.Identifier(db.name)))
+    try:
+        before = changed_xids()
+        db.dbt(*MARTS_RUN, vars_={"marts_as_of": AS_OF})
+        after = changed_xids()
+        assert all(after[model] != before[model] for model in ("dim_creators", "fct_offer_funnel")), after
+    finally:
+        with db.connect(autocommit=True) as conn:
+            conn.execute(sql.SQL("alter database {} reset track_counts").format(sql.Identifier(db.name)))
+
+
 def test_an_event_older_than_the_lookback_needs_a_full_refresh(marts_db):
     """The documented limit of the lookback window, shown: too late for the incremental run, counted by --full-refresh."""
     db = marts_db

@@ -222,3 +222,61 @@ def test_csinfra_runs_dbt_with_dbt_own_exit_codes(built_db):
         conn.execute("alter table creator_profiles rename column bio to about")
     assert both(["run", "--select", "stg_app__creator_profiles"]) == (2, 2)
     assert both(["run", "--no-such-option"]) == (2, 2)
+
+
+def test_documentation_reaches_the_database_only_where_it_changed(marts_db, tmp_path, monkeypatch):
+    """persist_docs (macros/persist_docs.sql): dbt-postgres comments a model and each of its columns at every build,
+    incremental ones too, and COMMENT takes the lock autovacuum holds (the build waits deadlock_timeout, then cancels
+    the vacuum). Ours comments only what differs from the stored comments: nothing when the docs did not change,
+    exactly the changed description when one did."""
+    from conftest import copy_project
+
+    db, model = marts_db, "fct_creator_activation"
+    run = ("--debug", "run", "--select", model, "--vars", '{"marts_as_of": "2026-11-27 00:00:00"}')
+
+    def comments(log: str) -> list[str]:
+        return re.findall(rf'comment on (?:column|table) "[^"]+"\."[^"]+"\."{model}"[^\n]*', log)
+
+    assert comments(db.dbt(*run)) == []
+    project = copy_project(tmp_path / "project")
+    docs = project / "models" / "marts" / "creators" / "_creators__models.yml"
+    text = docs.read_text()
+    old = "Monday of signed_up_at's ISO week; the cohort of rpt_creator_activation_by_signup_week."
+    assert text.count(old) >= 1
+    docs.write_text(text.replace(old, "The signup cohort's Monday (ISO week).", 1))
+    monkeypatch.setenv("CSINFRA_PROJECT_DIR", str(project))
+    written = comments(db.dbt(*run))
+    assert len(written) == 1 and ".signup_week is" in written[0], written
+    stored = db.scalar(
+        """select col_description(c.oid, a.attnum) from pg_class as c join pg_attribute as a on a.attrelid = c.oid
+           where c.relname = %s and a.attname = 'signup_week'""",
+        (model,),
+    )
+    assert stored == "The signup cohort's Monday (ISO week)."
+    assert comments(db.dbt(*run)) == []
+
+
+def test_tables_rebuilt_each_run_are_analyzed_and_left_out_of_autovacuum(marts_db):
+    """A mart materialized as a table is replaced whole at every build: autovacuum would only race the next build's
+    rename (1 s of deadlock_timeout, then the vacuum is cancelled), so it is off for them, and the build analyzes
+    them itself (reltuples is set: -1 until a table is first analyzed). The incremental marts, updated in place, keep
+    autovacuum."""
+    with marts_db.connect(autocommit=True) as conn:
+        found = dict(
+            conn.execute(
+                """select c.relname, coalesce(array_to_string(c.reloptions, ','), '') || '|' ||
+                          (c.reltuples >= 0)::text
+                   from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+                   where n.nspname = 'csinfra' and c.relkind = 'r' and c.relname in (
+                       'rpt_creator_search_ranking', 'rpt_readiness_blockers', 'rpt_trust_tier_distribution_daily',
+                       'fct_offer_funnel', 'dim_creators')"""
+            ).fetchall()
+        )
+    for table in (
+        "rpt_creator_search_ranking",
+        "rpt_readiness_blockers",
+        "rpt_trust_tier_distribution_daily",
+    ):
+        assert found[table] == "autovacuum_enabled=false|true", (table, found[table])
+    for table in ("fct_offer_funnel", "dim_creators"):
+        assert "autovacuum_enabled" not in found[table], (table, found[table])

@@ -5,10 +5,13 @@
         unique_key='creator_profile_id',
         on_schema_change='fail',
         indexes=[{'columns': ['creator_profile_id'], 'unique': True}],
-        pre_hook="{{ csinfra_change_mark_begin() }}",
+        pre_hook=[
+            "{{ csinfra_change_mark_begin() }}",
+            "{{ csinfra_census_begin(ref('stg_app__creator_profiles'), 'creator_profile_id') }}",
+        ],
         post_hook=[
             "{{ csinfra_delete_vanished('creator_profile_id',
-                'select creator_profile_id as key from ' ~ ref('stg_app__creator_profiles')) }}",
+                'select creator_profile_id as key from ' ~ ref('stg_app__creator_profiles'), csinfra_census_rows()) }}",
             "{{ csinfra_change_mark_commit() }}",
         ],
     )
@@ -27,9 +30,8 @@
 with
 {% if is_incremental() %}
 changed as (
-    select creator_profile_id
-    from {{ ref('stg_app__creator_profiles') }}
-    where {{ csinfra_changed_since_mark('row_version') }}
+    -- the profiles written since the mark, found by the pre-hook's one read of the profiles (csinfra_census_begin)
+    {{ csinfra_census_keys('creator_profile_id') }}
 
     union
 

@@ -8,7 +8,7 @@
         pre_hook="{{ csinfra_change_mark_begin() }}",
         post_hook=[
             "{{ csinfra_delete_vanished('creator_profile_id',
-                'select creator_profile_id as key from ' ~ ref('dim_creators')) }}",
+                'select creator_profile_id as key from ' ~ ref('dim_creators'), upstreams=[ref('dim_creators')]) }}",
             "{{ csinfra_change_mark_commit() }}",
         ],
     )
@@ -41,7 +41,7 @@ creators as (
         first_collab_completed_at
     from {{ ref('dim_creators') }}
     {%- if is_incremental() %}
-    where {{ csinfra_changed_since_mark(ref('dim_creators') ~ '.xmin') }}
+    where {{ csinfra_changed_since_mark(ref('dim_creators') ~ '.xmin', upstream=ref('dim_creators')) }}
     {%- endif %}
 ),
 

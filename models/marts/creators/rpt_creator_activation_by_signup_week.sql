@@ -12,7 +12,7 @@
             "{{ csinfra_delete_vanished('signup_week',
                 'select signup_week as key from ' ~ ref('fct_creator_activation'),
                 'select count(*) from ' ~ ref('fct_creator_activation'),
-                stored_rows='sum(creators_signed_up)') }}",
+                stored_rows='sum(creators_signed_up)', upstreams=[ref('fct_creator_activation')]) }}",
             "{{ csinfra_change_mark_commit() }}",
         ],
     )

@@ -12,7 +12,8 @@
         post_hook=[
             "{{ csinfra_delete_vanished('creator_profile_id',
                 'select creator_profile_id as key from ' ~ ref('dim_creators') ~ ' where blocker_count > 0',
-                'select coalesce(sum(blocker_count), 0) from ' ~ ref('dim_creators')) }}",
+                'select coalesce(sum(blocker_count), 0) from ' ~ ref('dim_creators'),
+                upstreams=[ref('dim_creators')]) }}",
             "{{ csinfra_change_mark_commit() }}",
         ],
     )
@@ -32,7 +33,7 @@ creators as (
         readiness_blockers
     from {{ ref('dim_creators') }}
     {%- if is_incremental() %}
-    where {{ csinfra_changed_since_mark(ref('dim_creators') ~ '.xmin') }}
+    where {{ csinfra_changed_since_mark(ref('dim_creators') ~ '.xmin', upstream=ref('dim_creators')) }}
     {%- endif %}
 ),
 

@@ -6,34 +6,26 @@
 -- of recent views and the rank, which depend on every creator at once, and is rebuilt each run.
 with
 
-components as (
-    -- the per-creator components (int_creator_search_components, incremental on PostgreSQL)
-    select
-        creator_profile_id,
-        trust_tier,
-        readiness_state,
-        is_searchable,
-        recent_views,
-        recent_views_log,
-        completed_collabs,
-        trust_tier_score,
-        completeness_score,
-        completed_collabs_score,
-        partial_score,
-        base_search_score
+most_viewed as (
+    select ln(1 + max(recent_views)) as recent_views_log
     from {{ ref('int_creator_search_components') }}
 ),
 
-most_viewed as (
-    select ln(1 + max(recent_views)) as recent_views_log
-    from components
-),
-
 scored as (
-    -- recent views log-scaled against the most viewed creator, the one component that depends on everyone,
-    -- and the score: weighted sum / sum of the weights, the rest of it kept per creator
+    -- the per-creator components (int_creator_search_components, incremental on PostgreSQL), recent views
+    -- log-scaled against the most viewed creator, the one component that depends on everyone, and the score:
+    -- weighted sum / sum of the weights, the rest of it kept per creator. Read straight from the table (not through
+    -- a CTE of it, which PostgreSQL would copy whole, 1,000,000 rows, before this scan)
     select
-        components.*,
+        components.creator_profile_id,
+        components.trust_tier,
+        components.readiness_state,
+        components.is_searchable,
+        components.recent_views,
+        components.completed_collabs,
+        components.trust_tier_score,
+        components.completeness_score,
+        components.completed_collabs_score,
         case
             when components.recent_views_log = 0 then 0
             else coalesce(components.recent_views_log / nullif(most_viewed.recent_views_log, 0), 0)
@@ -45,7 +37,7 @@ scored as (
                 'coalesce(components.recent_views_log / nullif(most_viewed.recent_views_log, 0), 0)'
             ) }}
         end as search_score
-    from components
+    from {{ ref('int_creator_search_components') }} as components
     cross join most_viewed
 ),
 

@@ -5,10 +5,14 @@
         unique_key='offer_id',
         on_schema_change='fail',
         indexes=[{'columns': ['offer_id'], 'unique': True}],
-        pre_hook="{{ csinfra_change_mark_begin() }}",
+        pre_hook=[
+            "{{ csinfra_change_mark_begin() }}",
+            "{{ csinfra_census_begin(ref('stg_app__offers'), 'offer_id', 'status is distinct from ' ~ csinfra_quote('draft')) }}",
+        ],
         post_hook=[
             "{{ csinfra_delete_vanished('offer_id',
-                'select offer_id as key from ' ~ ref('stg_app__offers') ~ ' where status is distinct from ' ~ csinfra_quote('draft')) }}",
+                'select offer_id as key from ' ~ ref('stg_app__offers') ~ ' where status is distinct from ' ~ csinfra_quote('draft'),
+                csinfra_census_rows()) }}",
             "{{ csinfra_change_mark_commit() }}",
         ],
     )
@@ -29,9 +33,8 @@
 with
 {% if is_incremental() %}
 changed_offers as (
-    select offer_id
-    from {{ ref('stg_app__offers') }}
-    where {{ csinfra_changed_since_mark('row_version') }}
+    -- the offers written since the mark, found by the pre-hook's one read of the offers (csinfra_census_begin)
+    {{ csinfra_census_keys('offer_id') }}
 
     union
 
@@ -44,7 +47,7 @@ changed_offers as (
     select offers.offer_id
     from {{ ref('dim_creators') }} as dim
     inner join {{ ref('stg_app__offers') }} as offers on dim.creator_profile_id = offers.creator_profile_id
-    where {{ csinfra_changed_since_mark('dim.xmin') }}
+    where {{ csinfra_changed_since_mark('dim.xmin', upstream=ref('dim_creators')) }}
 
     union
 
@@ -54,7 +57,7 @@ changed_offers as (
         on
             milestones.subject_type = 'collaboration'
             and milestones.subject_id = collaborations.collaboration_id
-    where {{ csinfra_changed_since_mark('milestones.xmin') }}
+    where {{ csinfra_changed_since_mark('milestones.xmin', upstream=ref('int_funnel_milestones_recorded')) }}
 ),
 {% endif %}
 

@@ -12,7 +12,7 @@
             "{{ csinfra_delete_vanished('sent_week',
                 'select sent_week as key from ' ~ ref('fct_offer_funnel'),
                 'select count(*) from ' ~ ref('fct_offer_funnel'),
-                stored_rows='sum(offers_sent)') }}",
+                stored_rows='sum(offers_sent)', upstreams=[ref('fct_offer_funnel')]) }}",
             "{{ csinfra_change_mark_commit() }}",
         ],
     )

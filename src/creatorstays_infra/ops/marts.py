@@ -145,7 +145,9 @@ def build_marts(
     log_path = settings.dbt_target_dir() / "csinfra_marts.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started, wall_start = time.monotonic(), time.time()
-    proc = run_dbt(target, app_schema, args, vars_ or None, log_path)
+    # run_results.json only: dbt would write manifest.json twice (~0.4 s of a 20 s incremental build); `dbt parse`
+    # or `dbt docs generate` writes it for whoever reads it
+    proc = run_dbt(target, app_schema, args, vars_ or None, log_path, manifest=False)
     rc = proc.wait()
     seconds = time.monotonic() - started
     results = dbt_run_results(wall_start)
