@@ -57,6 +57,8 @@
                 ['as_of', 'timestamp'], ['pending_as_of', 'timestamp'], ['changed_xid', 'xid8'],
                 ['census_rows', 'bigint'], ['census_keys', 'text[]']
             ];
+            description constant text :=
+                'What each incremental mart was last built from (macros/marts/change_marks.sql): the snapshot and the as-of of its last build, the transaction of its last build that changed a row (changed_xid), and, during a build, what it read of its application table (census_rows, census_keys).';
             i int;
         begin
             -- a marks table from an older version: each column it lacks is added once (the lock only then)
@@ -73,9 +75,12 @@
                     );
                 end if;
             end loop;
+            -- its comment, written only when it differs (COMMENT takes the lock autovacuum holds)
+            if obj_description({{ csinfra_quote(csinfra_change_marks_relation()) }}::regclass, 'pg_class')
+                is distinct from description then
+                execute format('comment on table %s is %L', {{ csinfra_quote(csinfra_change_marks_relation()) }}, description);
+            end if;
         end $marks$;
-        comment on table {{ csinfra_change_marks_relation() }} is
-            'What each incremental mart was last built from (macros/marts/change_marks.sql): the snapshot and the as-of of its last build, the transaction of its last build that changed a row (changed_xid), and, during a build, what it read of its application table (census_rows, census_keys).';
     {%- endcall %}
     {% do adapter.commit() %}
 {% endmacro %}
