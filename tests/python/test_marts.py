@@ -628,7 +628,8 @@ def _plan_reads(db, model: str, relation: str) -> int:
     its scan nodes, from EXPLAIN ANALYZE (0: PostgreSQL never ran them)."""
     compiled = next((TARGET / "compiled").rglob(f"{model}.sql")).read_text()
     with db.connect() as conn:
-        plan = conn.execute(f"explain (analyze, format json) {compiled}").fetchone()[0]
+        # dbt's compiled SQL, as dbt itself sends it: composed, not formatted into a string
+        plan = conn.execute(sql.SQL("explain (analyze, format json) ") + sql.SQL(compiled)).fetchone()[0]
         conn.rollback()
 
     def loops(node) -> int:
